@@ -1,0 +1,1 @@
+"""stylecast.export: the PyTorch side (networks, VGG losses, Gatys, training, ONNX export)."""

@@ -1,0 +1,187 @@
+"""Export a trained network to the ONNX contract (see ``stylecast.realtime.contract``), with a parity check.
+
+``export_model_folder`` writes a whole model folder into a temporary folder, runs every graph
+in ONNX Runtime on the CPU against the fp32 PyTorch network at two sizes (one odd), and only
+then moves it into place: a graph that fails parity leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from stylecast.realtime import contract as C
+from stylecast.realtime.atomic import atomic_dir
+from stylecast.realtime.errors import ParityError
+from stylecast.realtime.model_folder import load_model_folder, write_manifest, write_styles
+
+from .checkpoint import Checkpoint
+from .provenance import environment
+from .transformer import StyleNetwork
+
+log = logging.getLogger("stylecast.export")
+
+TOLERANCE = {"fp32": 1, "fp16": 2}
+"""Largest allowed difference from the fp32 PyTorch network, in grey levels."""
+
+PARITY_SIZES = ((64, 64), (37, 53))
+"""(H, W) pairs the parity check runs; one is odd on both sides."""
+
+
+class ContractWrapper(nn.Module):
+    """Wraps a style network into contract version 1: uint8 BGR in, uint8 BGR out, style float32 [1, S].
+
+    ``half=True`` runs the network in float16 (the style vector is still float32 at the
+    input and is cast inside the graph).
+    """
+
+    def __init__(self, net: StyleNetwork, half: bool = False) -> None:
+        super().__init__()
+        self.half_precision = half
+        self.net = copy.deepcopy(net).eval()
+        if half:
+            self.net = self.net.half()
+
+    def forward(self, frame: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        dtype = torch.float16 if self.half_precision else torch.float32
+        x = frame.permute(0, 3, 1, 2).to(dtype).flip(1) / 255.0  # NHWC BGR uint8 -> NCHW RGB [0, 1]
+        y = self.net(x, style.to(dtype))
+        return (y.clamp(0.0, 1.0) * 255.0).round().flip(1).permute(0, 2, 3, 1).to(torch.uint8)
+
+
+def _name_output_dims(model: Any) -> None:
+    """Give the output the input's symbolic H and W (the exporter writes an expression there)."""
+    frame = next(v for v in model.graph.input if v.name == C.INPUT_FRAME)
+    out = next(v for v in model.graph.output if v.name == C.OUTPUT_STYLIZED)
+    for i in (1, 2):
+        src = frame.type.tensor_type.shape.dim[i]
+        dst = out.type.tensor_type.shape.dim[i]
+        dst.Clear()
+        dst.dim_param = src.dim_param or ("H" if i == 1 else "W")
+
+
+def export_graph(net: StyleNetwork, path: Path, *, half: bool, metadata: dict[str, str]) -> Path:
+    """Export ``net`` to one self-contained ONNX file at ``path`` with ``metadata`` in metadata_props."""
+    import onnx
+
+    wrapper = ContractWrapper(net, half=half)
+    frame = torch.zeros(1, 64, 48, 3, dtype=torch.uint8)
+    style = torch.zeros(1, net.style_dim, dtype=torch.float32)
+    dims = {1: torch.export.Dim("H", min=C.MIN_SIDE), 2: torch.export.Dim("W", min=C.MIN_SIDE)}
+    noise = io.StringIO()
+    # The exporter prints progress to stdout and warns about torchvision operators we never use.
+    quiet_loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnx_ir", "onnxscript")]
+    levels = [lg.level for lg in quiet_loggers]
+    for lg in quiet_loggers:
+        lg.setLevel(logging.ERROR)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(noise):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            wrapper,
+            (frame, style),
+            None,
+            input_names=[C.INPUT_FRAME, C.INPUT_STYLE],
+            output_names=[C.OUTPUT_STYLIZED],
+            dynamic_shapes={"frame": dims, "style": None},
+            dynamo=True,
+            verbose=False,
+        )
+    for lg, level in zip(quiet_loggers, levels):
+        lg.setLevel(level)
+    log.debug(noise.getvalue())
+    model = program.model_proto
+    _name_output_dims(model)
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    onnx.save_model(model, str(path), save_as_external_data=False)
+    return path
+
+
+def parity_check(net: StyleNetwork, graph: Path, styles: torch.Tensor, seed: int = 0) -> int:
+    """Largest |ONNX Runtime - PyTorch fp32| in grey levels over PARITY_SIZES and up to two styles."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
+    reference = ContractWrapper(net, half=False)
+    rng = np.random.default_rng(seed)
+    worst = 0
+    for h, w in PARITY_SIZES:
+        # A smooth image with some noise: closer to photos than pure noise, still covers 0..255.
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([xx / w, yy / h, (xx + yy) / (h + w)], axis=-1) * 255
+        frame = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)[None]
+        for vec in styles[:2]:
+            style = vec[None].float().numpy()
+            got = session.run(None, {C.INPUT_FRAME: frame, C.INPUT_STYLE: style})[0]
+            with torch.no_grad():
+                want = reference(torch.from_numpy(frame), torch.from_numpy(style)).numpy()
+            if got.shape != want.shape or got.dtype != np.uint8:
+                raise ParityError(f"{graph.name}: output {got.dtype} {got.shape}, expected uint8 {want.shape}")
+            worst = max(worst, int(np.abs(got.astype(np.int16) - want.astype(np.int16)).max()))
+    return worst
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    folder: Path
+    max_diff: dict[str, int]  # precision -> grey levels
+
+
+def export_model_folder(checkpoint: Checkpoint, outdir: Path | str, *, fp16: bool, overwrite: bool) -> ExportReport:
+    """Write a model folder for ``checkpoint`` at ``outdir``; nothing is left there if parity fails."""
+    net, styles = checkpoint.net.float().eval(), checkpoint.styles.float()
+    provenance = {
+        "training": {k: v for k, v in checkpoint.info.items() if k not in ("format", "version", "tensors_sha256")},
+        "export": environment(),
+    }
+    meta_common = {
+        C.META_CONTRACT: str(C.CONTRACT_VERSION),
+        C.META_STYLE_DIM: str(net.style_dim),
+        C.META_ARCHITECTURE: net.arch_name,
+        C.META_PROVENANCE: json.dumps(provenance, sort_keys=True),
+    }
+    precisions = {"fp32": C.GRAPH_FP32, **({"fp16": C.GRAPH_FP16} if fp16 else {})}
+    diffs: dict[str, int] = {}
+    outdir = Path(outdir)
+    with atomic_dir(outdir, overwrite=overwrite, inputs=[checkpoint.folder] if checkpoint.folder else []) as tmp:
+        for precision, name in precisions.items():
+            log.info("exporting the %s graph...", precision)
+            export_graph(net, tmp / name, half=precision == "fp16", metadata={**meta_common, C.META_PRECISION: precision})
+            diffs[precision] = parity_check(net, tmp / name, styles)
+            verdict = "ok" if diffs[precision] <= TOLERANCE[precision] else "FAILED"
+            log.info(
+                "parity %s: max difference from PyTorch %d grey level(s) at sizes %s (allowed %d): %s",
+                precision, diffs[precision], ", ".join(f"{w}x{h}" for h, w in PARITY_SIZES), TOLERANCE[precision], verdict,
+            )
+            if diffs[precision] > TOLERANCE[precision]:
+                raise ParityError(
+                    f"{name}: ONNX Runtime differs from PyTorch by {diffs[precision]} grey levels "
+                    f"(allowed {TOLERANCE[precision]}); nothing was written to {outdir}"
+                )
+        write_styles(tmp, checkpoint.style_names, styles.numpy())
+        write_manifest(
+            tmp,
+            style_names=checkpoint.style_names,
+            style_dim=net.style_dim,
+            graphs=precisions,
+            architecture=net.arch_name,
+            provenance=provenance,
+        )
+        load_model_folder(tmp)  # the folder must pass the runtime's own checks before it is moved into place
+    return ExportReport(folder=outdir, max_diff=diffs)

@@ -1,0 +1,171 @@
+"""Feed-forward style networks whose normalisation layers are driven by a style vector.
+
+``JohnsonNet`` is the image transformation network of Johnson et al. 2016 ("Perceptual
+Losses for Real-Time Style Transfer"), with every instance norm made *conditional*
+(Dumoulin et al. 2017, "A Learned Representation for Artistic Style"): all convolution
+weights are shared by all styles, and a style is only the vector of per-channel scales
+(gamma) and shifts (beta) of the normalisation layers.
+
+Style vector layout (S = 2 * total normalised channels): for each conditional
+instance norm, in network order, ``[gamma (C), beta (C)]``. ``style_layout()`` lists it.
+
+Networks take RGB float [B, 3, H, W] in [0, 1] and return RGB float [B, 3, H, W] of the
+same size (nominally [0, 1]; clamped only at export). Any H, W >= 16 works: the network
+runs on the stride-rounded size internally and crops back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ConditionalInstanceNorm(nn.Module):
+    """Instance norm whose affine scale and shift are read from the style vector (Dumoulin et al. 2017)."""
+
+    def __init__(self, channels: int, offset: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.offset = offset  # where this layer's [gamma, beta] starts in the style vector
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        c, o = self.channels, self.offset
+        gamma = style[:, o : o + c, None, None]
+        beta = style[:, o + c : o + 2 * c, None, None]
+        return F.instance_norm(x, eps=1e-5) * gamma + beta
+
+
+class ConvLayer(nn.Module):
+    """Reflection-padded convolution (padding by reflection avoids dark borders; Johnson et al.)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1) -> None:
+        super().__init__()
+        self.pad = kernel // 2
+        self.conv = nn.Conv2d(cin, cout, kernel, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pad(x, (self.pad,) * 4, mode="reflect"))
+
+
+class UpsampleConvLayer(nn.Module):
+    """Nearest-neighbour upsampling then convolution: no checkerboard artefacts (Odena et al. 2016)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, scale: int = 2) -> None:
+        super().__init__()
+        self.scale = scale
+        self.conv = ConvLayer(cin, cout, kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=float(self.scale), mode="nearest"))
+
+
+class _StyleLayers:
+    """Hands out consecutive offsets in the style vector as layers are built."""
+
+    def __init__(self) -> None:
+        self.dim = 0
+        self.layout: list[tuple[str, int]] = []
+
+    def norm(self, name: str, channels: int) -> ConditionalInstanceNorm:
+        layer = ConditionalInstanceNorm(channels, self.dim)
+        self.layout.append((name, channels))
+        self.dim += 2 * channels
+        return layer
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with conditional instance norm and an identity skip (He et al. 2016)."""
+
+    def __init__(self, channels: int, styles: _StyleLayers, name: str) -> None:
+        super().__init__()
+        self.conv1 = ConvLayer(channels, channels, 3)
+        self.norm1 = styles.norm(f"{name}.norm1", channels)
+        self.conv2 = ConvLayer(channels, channels, 3)
+        self.norm2 = styles.norm(f"{name}.norm2", channels)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.norm1(self.conv1(x), style))
+        return x + self.norm2(self.conv2(y), style)
+
+
+class StyleNetwork(nn.Module):
+    """What every architecture offers the trainer and the exporter."""
+
+    arch_name: str = ""
+    stride: int = 1  # input sizes are rounded up to a multiple of this internally
+    style_dim: int
+    _layout: list[tuple[str, int]]
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments, stored in checkpoints so the network can be rebuilt."""
+        raise NotImplementedError
+
+    def style_layout(self) -> list[tuple[str, int]]:
+        """(layer name, channels) for each conditional norm, in style-vector order."""
+        return list(self._layout)
+
+    def identity_style(self, n: int = 1) -> torch.Tensor:
+        """Style vectors with gamma = 1 and beta = 0: the starting point of a new style."""
+        parts = []
+        for _, c in self._layout:
+            parts += [torch.ones(c), torch.zeros(c)]
+        return torch.cat(parts).expand(n, -1).clone()
+
+
+class JohnsonNet(StyleNetwork):
+    """9x9 conv, two stride-2 convs, residual blocks, two upsampling convs, 9x9 conv (Johnson et al. 2016)."""
+
+    arch_name = "johnson"
+    stride = 4
+
+    def __init__(self, channels: tuple[int, int, int] = (32, 64, 128), residual_blocks: int = 5) -> None:
+        super().__init__()
+        c1, c2, c3 = channels
+        self._channels = (c1, c2, c3)
+        self._blocks = residual_blocks
+        s = _StyleLayers()
+        self.conv1, self.norm1 = ConvLayer(3, c1, 9), s.norm("norm1", c1)
+        self.conv2, self.norm2 = ConvLayer(c1, c2, 3, stride=2), s.norm("norm2", c2)
+        self.conv3, self.norm3 = ConvLayer(c2, c3, 3, stride=2), s.norm("norm3", c3)
+        self.res = nn.ModuleList(ResidualBlock(c3, s, f"res{i + 1}") for i in range(residual_blocks))
+        self.up1, self.norm4 = UpsampleConvLayer(c3, c2, 3), s.norm("norm4", c2)
+        self.up2, self.norm5 = UpsampleConvLayer(c2, c1, 3), s.norm("norm5", c1)
+        self.conv_out = ConvLayer(c1, 3, 9)
+        self.style_dim = s.dim
+        self._layout = s.layout
+
+    def config(self) -> dict[str, Any]:
+        return {"channels": list(self._channels), "residual_blocks": self._blocks}
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """x: RGB float [B, 3, H, W] in [0, 1]; style: [B, S] or [1, S]. Returns [B, 3, H, W]."""
+        h, w = x.shape[-2], x.shape[-1]
+        # Two stride-2 convs take any size to ceil(H/4); the upsampling returns 4*ceil(H/4) >= H.
+        y = F.relu(self.norm1(self.conv1(x), style))
+        y = F.relu(self.norm2(self.conv2(y), style))
+        y = F.relu(self.norm3(self.conv3(y), style))
+        for block in self.res:
+            y = block(y, style)
+        y = F.relu(self.norm4(self.up1(y), style))
+        y = F.relu(self.norm5(self.up2(y), style))
+        return self.conv_out(y)[..., :h, :w]
+
+
+ARCHITECTURES: dict[str, type[StyleNetwork]] = {JohnsonNet.arch_name: JohnsonNet}
+
+
+def build_network(arch: str = "johnson", config: dict[str, Any] | None = None) -> StyleNetwork:
+    """Build a network by architecture name, with the constructor arguments of ``config()``."""
+    try:
+        cls = ARCHITECTURES[arch]
+    except KeyError:
+        from stylecast.realtime.errors import UsageError
+
+        raise UsageError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}") from None
+    cfg = dict(config or {})
+    if "channels" in cfg:
+        cfg["channels"] = tuple(cfg["channels"])
+    return cls(**cfg)
