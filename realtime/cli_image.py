@@ -1,0 +1,164 @@
+"""``nst-image``: stylise one image.
+
+STYLE is an image file: the classic Gatys et al. optimisation (PyTorch, imported only then).
+A later mode will take STYLE as the name of a style in an exported model (ONNX Runtime, no
+PyTorch); it slots into ``_body`` as one more branch. This module must not import torch at
+import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from .atomic import check_output_path
+from .cli_common import entry_point, make_parser
+from .contract import MIN_SIDE
+from .errors import BackendUnavailableError, InputFileError, UsageError
+from .images import IMAGE_SUFFIXES, read_image, write_image
+from .progress import Progress
+
+if TYPE_CHECKING:  # for annotations only: importing it at run time would import torch
+    from stylecast.export.losses import LossRecipe
+
+log = logging.getLogger("stylecast.image")
+
+DESCRIPTION = """\
+Stylise one image: CONTENT painted in the style of STYLE, written to OUT.
+
+With STYLE an image file this runs the classic method of Gatys, Ecker & Bethge (2016):
+the output picture itself is optimised (L-BFGS by default) until its VGG-19 features
+match the content image and its feature correlations (Gram matrices) match the style
+image. It needs PyTorch and VGG weights (--vgg or NST_VGG), and no training.
+
+The loss recipe follows from the VGG weights loaded:
+  full VGG (torchvision's vgg19/vgg16 file, or the full normalised VGG-19):
+      content relu4_2, style Grams on relu1_1, relu2_1, relu3_1, relu4_1, relu5_1.
+  truncated VGG (stops before relu4_2/relu5_1, e.g. a normalised VGG-19 to conv3_1):
+      style Grams on relu1_1, relu2_1, relu3_1 taken on the image at full, half and
+      quarter size (so the shallow layers still see large brush strokes), content relu2_1.
+      Expect more texture-like, less structural results than with the full network.
+
+It is slow: each step is one VGG forward and backward pass. On a CPU, 300 steps at
+512 px take roughly 5-15 minutes with a truncated VGG and several times that with the
+full VGG-19 (time grows with the pixel count); a GPU takes seconds to a minute.
+Try --size 256 --steps 100 for a quick look.
+The output has the working size (longer side --size, aspect kept)."""
+
+EPILOG = """\
+examples:
+  nst-image photo.jpg starry.jpg out.png --vgg ~/models/vgg19-dcbb9e9d.pth
+  NST_VGG=vgg19_normalised_to_conv3_1.safetensors nst-image photo.jpg wave.jpg out.jpg --size 256
+  nst-image photo.jpg starry.jpg out.png --vgg download:vgg19   # downloads torchvision's file once
+
+VGG weights: torchvision's https://download.pytorch.org/models/vgg19-dcbb9e9d.pth,
+or the normalised VGG-19 of AdaIN/WCT (.pth or .safetensors)."""
+
+NEEDS_TORCH = "the Gatys method needs PyTorch: pip install 'stylecast[train]'"
+
+
+def make_image_parser() -> argparse.ArgumentParser:
+    p = make_parser("nst-image", DESCRIPTION, EPILOG)
+    p.add_argument("content", metavar="CONTENT", help="the photo to stylise (any image OpenCV reads)")
+    p.add_argument("style", metavar="STYLE", help="the style image (a painting)")
+    p.add_argument("out", metavar="OUT", help=f"output image ({', '.join(IMAGE_SUFFIXES)})")
+    p.add_argument("--vgg", metavar="PATH", help="VGG weights (.pth/.safetensors), or download:vgg19 / download:vgg16; "
+                   "default: $NST_VGG")
+    p.add_argument("--size", type=int, default=512, help="longer side of the output in px (default 512)")
+    p.add_argument("--steps", type=int, default=300, help="loss evaluations (default 300)")
+    p.add_argument("--init", choices=("content", "noise"), default="content",
+                   help="start from the content image (default) or from seeded noise")
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="default lbfgs")
+    p.add_argument("--style-weight", type=float, metavar="X", help="override the recipe's style weight")
+    p.add_argument("--content-weight", type=float, metavar="X", help="override the recipe's content weight")
+    p.add_argument("--tv-weight", type=float, metavar="X", help="override the total-variation weight")
+    p.add_argument("--levels", type=int, metavar="N", help="style pyramid levels (1 = none; level k is the image / 2^k)")
+    p.add_argument("--style-layers", metavar="LIST", help="override style taps, e.g. relu1_1:1,relu2_1:0.5")
+    p.add_argument("--content-layers", metavar="LIST", help="override content taps, e.g. relu2_1")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if available")
+    p.add_argument("--seed", type=int, default=0, help="seed for --init noise (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    return p
+
+
+def _body(args: argparse.Namespace) -> int:
+    style = Path(args.style)
+    if style.is_file():
+        return _run_gatys(args)
+    # (the exported-model mode goes here: STYLE as a style name, run by ONNX Runtime)
+    if style.exists():
+        raise InputFileError(f"{style}: is not a file; STYLE must be a style image")
+    raise InputFileError(f"{style}: no such style image file")
+
+
+def _import_torch_side() -> tuple[ModuleType, ModuleType, ModuleType]:
+    """(gatys, losses, vgg) modules; BackendUnavailableError when PyTorch is missing."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise BackendUnavailableError(NEEDS_TORCH) from exc
+    from stylecast.export import gatys, losses, vgg
+
+    return gatys, losses, vgg
+
+
+def _recipe_with_overrides(recipe: LossRecipe, args: argparse.Namespace, losses: ModuleType) -> LossRecipe:
+    changes: dict[str, object] = {}
+    for flag, field in (("style_weight", "style_weight"), ("content_weight", "content_weight"),
+                        ("tv_weight", "tv_weight"), ("levels", "pyramid_levels")):
+        if getattr(args, flag) is not None:
+            changes[field] = getattr(args, flag)
+    if args.style_layers is not None:
+        changes["style_layers"] = losses.parse_layer_weights(args.style_layers)
+    if args.content_layers is not None:
+        changes["content_layers"] = losses.parse_layer_weights(args.content_layers)
+    return recipe.replace(**changes) if changes else recipe
+
+
+def _run_gatys(args: argparse.Namespace) -> int:
+    content_path, style_path, out = Path(args.content), Path(args.style), Path(args.out)
+    if args.size < MIN_SIDE:
+        raise UsageError(f"--size must be at least {MIN_SIDE}, not {args.size}")
+    if args.steps < 1:
+        raise UsageError(f"--steps must be at least 1, not {args.steps}")
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise UsageError(f"{out}: unsupported image extension {out.suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
+    # Every check that can fail happens before the optimisation, which can take minutes.
+    check_output_path(out, overwrite=args.overwrite, inputs=(content_path, style_path))
+    content = read_image(content_path, min_side=MIN_SIDE, what="content image")
+    style = read_image(style_path, min_side=MIN_SIDE, what="style image")
+    gatys, losses, vgg_mod = _import_torch_side()
+    from stylecast.export.tensors import resolve_device
+
+    device = resolve_device(args.device)
+    vgg = vgg_mod.load_vgg(vgg_mod.resolve_vgg_path(args.vgg))
+    recipe, name = losses.choose_recipe(vgg.taps)
+    if name == losses.RECIPE_NAMES["multiscale"]:
+        why = f"the VGG weights stop at {vgg.taps[-1]}; the full recipe needs relu4_2 and relu5_1"
+    else:
+        why = "the VGG weights reach relu5_1"
+    recipe = _recipe_with_overrides(recipe, args, losses)
+    losses.PerceptualLoss(vgg, recipe)  # checks overridden taps exist, before any work
+    log.info("using the %s recipe (%s): %s", name, why, recipe.describe())
+    log.info("optimising %s at %d px on %s: %d %s steps", content_path.name, args.size, device, args.steps, args.optimizer)
+
+    weights = {"content": recipe.content_weight, "style": recipe.style_weight, "tv": recipe.tv_weight}
+    with Progress(args.steps, "gatys", unit="step", enabled=False if args.quiet else None) as bar:
+
+        def on_progress(done: int, total: int, terms: dict[str, float]) -> None:
+            shown = {k: terms[k] * w for k, w in weights.items()}  # weighted: they add up to loss
+            bar.update(max(0, done - bar.n), loss=terms["total"], **shown)
+
+        result = gatys.stylize_gatys(
+            content, style, vgg, recipe, size=args.size, steps=args.steps, init=args.init,
+            optimizer=args.optimizer, device=device, seed=args.seed, progress=on_progress,
+        )
+    write_image(out, result, overwrite=args.overwrite, inputs=(content_path, style_path))
+    log.info("wrote %s (%dx%d)", out, result.shape[1], result.shape[0])
+    return 0
+
+
+main = entry_point(make_image_parser, _body)
