@@ -1,0 +1,409 @@
+"""Training one conditional-instance-norm network for several styles, and adding a style to it.
+
+``train_styles``: every convolution weight is shared by all styles and each style owns one
+vector of norm scales and shifts (Dumoulin et al. 2017). Each step takes a batch of random
+content crops and one style (drawn at random), and minimises
+``content_weight * content + style_weight * w_style * style + tv_weight * tv`` on VGG
+features (``losses.PerceptualLoss``), plus an optional stability term for video.
+
+``add_style``: every shared weight frozen, only the new style's vector learns (Dumoulin's
+finding that a new style needs nothing else), so it takes minutes on a GPU.
+
+Both write resumable checkpoints (``checkpoint.py``): all randomness of step k comes from a
+generator seeded with (seed, k), and the optimizer state is saved, so a resumed run ends
+bit-identical to an uninterrupted one on the same device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stylecast.realtime.errors import CheckpointError, UsageError
+from stylecast.realtime.progress import Progress
+
+from .checkpoint import INFO_NAME, Checkpoint, load_checkpoint, save_checkpoint
+from .data import ContentCrops, load_style_image
+from .losses import LossRecipe, PerceptualLoss, StyleTargets, choose_recipe
+from .provenance import environment
+from .tensors import resolve_device, tensor_to_bgr
+from .transformer import StyleNetwork, build_network
+from .vgg import VGGFeatures
+
+log = logging.getLogger("stylecast.train")
+
+
+@dataclass(frozen=True)
+class StyleSpec:
+    """A style image, its style-loss multiplier, and the name it gets in the model."""
+
+    path: Path
+    weight: float = 1.0
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or re.sub(r"[^A-Za-z0-9_-]+", "_", self.path.stem)
+
+
+def parse_style_spec(text: str) -> StyleSpec:
+    """``PATH`` or ``PATH:WEIGHT`` (the weight multiplies that style's style loss)."""
+    path, weight = text, 1.0
+    head, sep, tail = text.rpartition(":")
+    if sep and head and re.fullmatch(r"[0-9]*\.?[0-9]+(e[-+]?[0-9]+)?", tail.strip(), re.IGNORECASE):
+        path, weight = head, float(tail)
+    if not math.isfinite(weight) or weight <= 0:
+        raise UsageError(f"style weight in {text!r} must be a positive number")
+    return StyleSpec(Path(path), weight)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything that shapes a run; stored in each checkpoint and restored on --resume."""
+
+    steps: int = 40_000
+    size: int = 256  # content crop side
+    batch: int = 8
+    style_size: int = 512  # longer side of each style image
+    lr: float = 1e-3
+    seed: int = 0
+    content_weight: float | None = None  # None: the recipe's default
+    style_weight: float | None = None
+    tv_weight: float | None = None
+    pyramid_levels: int | None = None
+    stability: float = 0.0  # weight of the video-stability term; 0 = off
+    checkpoint_every: int = 500
+    preview_every: int = 500
+    arch: str = "johnson"
+    arch_config: dict[str, Any] = field(default_factory=dict)
+
+    def recipe(self, vgg: VGGFeatures) -> tuple[LossRecipe, str]:
+        recipe, name = choose_recipe(vgg.taps)
+        changes = {
+            k: v
+            for k, v in (
+                ("content_weight", self.content_weight),
+                ("style_weight", self.style_weight),
+                ("tv_weight", self.tv_weight),
+                ("pyramid_levels", self.pyramid_levels),
+            )
+            if v is not None
+        }
+        return recipe.replace(**changes), name
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+
+
+def stability_loss(
+    net: StyleNetwork, content: torch.Tensor, style: torch.Tensor, output: torch.Tensor, gen: torch.Generator
+) -> torch.Tensor:
+    """Gupta et al. 2017: the output of a slightly shifted, slightly noisy input should be the
+    shifted output. Penalises flicker that small camera motion and sensor noise cause in video."""
+    dy, dx = (int(v) for v in torch.randint(-2, 3, (2,), generator=gen))
+    noise = torch.randn(content.shape, generator=gen).to(content.device) * 0.02
+    moved = (_shift(content, dy, dx) + noise).clamp(0, 1)
+    out2 = net(moved, style)
+    m = 8  # ignore borders: torch.roll wraps pixels around, and padding differs there
+    return F.mse_loss(out2[..., m:-m, m:-m], _shift(output, dy, dx)[..., m:-m, m:-m])
+
+
+@dataclass
+class _Run:
+    """The mutable state of a run, built fresh or restored from a checkpoint."""
+
+    net: StyleNetwork
+    frozen_styles: torch.Tensor  # [K, S] style vectors that do not train (add-style), maybe K = 0
+    styles: torch.nn.Parameter  # [N, S] style vectors that train
+    names: list[str]
+    specs: list[StyleSpec]  # one per trainable style
+    optimizer: torch.optim.Optimizer
+    step: int
+    info: dict[str, Any]
+
+    def all_styles(self) -> torch.Tensor:
+        return torch.cat([self.frozen_styles.to(self.styles.device), self.styles.detach()])
+
+
+def _optimizer_state(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    out = {}
+    for i, st in opt.state_dict()["state"].items():
+        for k, v in st.items():
+            out[f"optim.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    return out
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, extra: dict[str, torch.Tensor]) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, v in extra.items():
+        m = re.fullmatch(r"optim\.(\d+)\.(\w+)", key)
+        if m:
+            state.setdefault(int(m.group(1)), {})[m.group(2)] = v
+    sd = opt.state_dict()
+    if sorted(state) != sorted(range(len(sd["param_groups"][0]["params"]))) and state:
+        raise CheckpointError("the optimizer state in the checkpoint does not fit this run")
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+def _save(run: _Run, out: Path, settings: TrainSettings, recipe_desc: str) -> None:
+    info = dict(run.info)
+    info.update(
+        step=run.step,
+        settings=asdict(settings),
+        recipe=recipe_desc,
+        styles=[{"name": s.label, "path": str(s.path), "weight": s.weight, "sha256": _sha256(s.path)} for s in run.specs],
+    )
+    extra = _optimizer_state(run.optimizer)
+    save_checkpoint(out, run.net, run.all_styles(), run.names, info, extra)
+
+
+def _preview(run: _Run, content: torch.Tensor, style_images: list[torch.Tensor], path: Path) -> None:
+    """A grid: a header row with the style images, then one row per content crop: the crop and
+    its stylisation with each style (the last 8 styles at most)."""
+    side = content.shape[-1]
+    blank = np.full((side, side, 3), 255, np.uint8)
+    n_frozen = len(run.frozen_styles)
+    with torch.no_grad():
+        vectors = run.all_styles()
+        shown = range(max(0, len(vectors) - 8), len(vectors))
+        header = [blank]
+        for i in shown:  # frozen styles (add-style) have no style image at hand
+            img = style_images[i - n_frozen] if i >= n_frozen else None
+            header.append(blank if img is None else cv2.resize(tensor_to_bgr(img), (side, side), interpolation=cv2.INTER_AREA))
+        rows = [np.concatenate(header, axis=1)]
+        for c in content:
+            row = [tensor_to_bgr(c)] + [tensor_to_bgr(run.net(c[None], vectors[i][None]).float()) for i in shown]
+            rows.append(np.concatenate(row, axis=1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.concatenate(rows, axis=0))
+
+
+def _loop(
+    run: _Run,
+    *,
+    out: Path,
+    settings: TrainSettings,
+    content: ContentCrops,
+    loss: PerceptualLoss,
+    targets: list[StyleTargets],
+    style_images: list[torch.Tensor],
+    device: torch.device,
+    progress: bool | None,
+    recipe_desc: str,
+) -> Path:
+    r = loss.recipe
+    cuda = device.type == "cuda"
+    autocast: Callable[[], Any] = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
+    preview_gen = torch.Generator().manual_seed(settings.seed + 7)
+    preview_content = content.batch(min(3, len(content)), preview_gen).to(device)
+    run.net.train()
+    bar = Progress(settings.steps, "training", unit="step", enabled=progress)
+    bar.n = run.step
+    try:
+        while run.step < settings.steps:
+            gen = _step_generator(settings.seed, run.step)
+            s = int(torch.randint(len(run.specs), (1,), generator=gen))
+            x = content.batch(settings.batch, gen).to(device, non_blocking=True)
+            if cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            style = run.styles[s : s + 1]
+            with autocast():
+                y = run.net(x, style)
+                terms = loss(y.float(), x, targets[s])
+                total = (
+                    r.content_weight * terms["content"]
+                    + r.style_weight * run.specs[s].weight * terms["style"]
+                    + r.tv_weight * terms["tv"]
+                )
+                if settings.stability > 0:
+                    terms["stab"] = stability_loss(run.net, x, style, y, gen).float()
+                    total = total + settings.stability * terms["stab"]
+            if not torch.isfinite(total):
+                raise UsageError(f"the loss became {total.item()} at step {run.step}; lower --lr or the loss weights")
+            run.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            run.optimizer.step()
+            run.step += 1
+            losses = {k: float(v.detach()) for k, v in terms.items() if k != "total"}
+            bar.update(1, using=run.names[len(run.frozen_styles) + s], **losses)
+            if run.step % settings.checkpoint_every == 0 or run.step == settings.steps:
+                _save(run, out, settings, recipe_desc)
+            if settings.preview_every and (run.step % settings.preview_every == 0 or run.step == settings.steps):
+                run.net.eval()
+                _preview(run, preview_content, style_images, out / "previews" / f"step_{run.step:06d}.png")
+                run.net.train()
+    except KeyboardInterrupt:
+        _save(run, out, settings, recipe_desc)
+        log.warning("interrupted at step %d; checkpoint saved: continue with --resume", run.step)
+        raise
+    finally:
+        bar.close()
+    run.net.eval()
+    return out
+
+
+def _check_out(out: Path, resume: bool) -> Checkpoint | None:
+    """The checkpoint to resume from, or None for a fresh run; refuses to clobber an old run."""
+    has = (out / INFO_NAME).is_file()
+    if resume:
+        if not has:
+            raise UsageError(f"--resume: no checkpoint in {out}")
+        return load_checkpoint(out)
+    if has:
+        raise UsageError(f"{out} already holds a checkpoint; pass --resume to continue it, or choose another --out")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a folder")
+    return None
+
+
+def train_styles(
+    content_dir: Path | None,
+    styles: list[StyleSpec],
+    out: Path,
+    vgg: VGGFeatures,
+    settings: TrainSettings,
+    *,
+    device: str = "auto",
+    resume: bool = False,
+    progress: bool | None = None,
+    content_limit: int | None = None,
+) -> Path:
+    """Train (or resume) one network for all ``styles``; returns the checkpoint folder ``out``."""
+    out = Path(out)
+    dev = resolve_device(device)
+    previous = _check_out(out, resume)
+    if previous is not None:
+        saved = previous.info
+        if saved.get("mode") != "train":
+            raise CheckpointError(f"{out}: this checkpoint was made by --add-style; resume it with --add-style")
+        settings = replace(TrainSettings(**{**saved["settings"], "arch_config": saved["settings"].get("arch_config", {})}), steps=settings.steps)
+        saved_specs = [StyleSpec(Path(s["path"]), s["weight"], s["name"]) for s in saved["styles"]]
+        if styles and [(s.path.resolve(), s.weight) for s in styles] != [(s.path.resolve(), s.weight) for s in saved_specs]:
+            raise UsageError("--resume: the --styles differ from the checkpoint's; omit --styles to use the saved ones")
+        styles = saved_specs
+        content_dir = content_dir or Path(saved["content_dir"])
+        for s in styles:
+            if s.path.is_file() and _sha256(s.path) != next(x["sha256"] for x in saved["styles"] if x["name"] == s.label):
+                log.warning("%s changed since the checkpoint was written", s.path)
+    if not styles:
+        raise UsageError("no style images given (--styles A.jpg B.jpg:2.0 ...)")
+    if content_dir is None:
+        raise UsageError("--content-dir is needed: a folder of photos to learn from")
+    names = [s.label for s in styles]
+    if len(set(names)) != len(names):
+        raise UsageError(f"two styles share a name ({', '.join(names)}); rename a file")
+    recipe, recipe_name = settings.recipe(vgg)
+    log.info("loss recipe: %s (%s)", recipe_name, recipe.describe())
+    loss = PerceptualLoss(vgg.to(dev), recipe)
+    style_images = [load_style_image(s.path, settings.style_size) for s in styles]
+    targets = [loss.style_targets(img.to(dev)) for img in style_images]
+    content = ContentCrops(content_dir, settings.size, dev, limit=content_limit)
+
+    torch.manual_seed(settings.seed)
+    net = build_network(settings.arch, settings.arch_config).to(dev)
+    style_param = torch.nn.Parameter(net.identity_style(len(styles)).to(dev))
+    if dev.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam([*net.parameters(), style_param], lr=settings.lr)
+    run = _Run(net, torch.zeros(0, net.style_dim), style_param, names, list(styles), opt, 0, {})
+    if previous is not None:
+        net.load_state_dict(previous.net.state_dict())
+        with torch.no_grad():
+            style_param.copy_(previous.styles)
+        _restore_optimizer(opt, previous.extra)
+        run.step = previous.step
+        run.info = dict(previous.info)
+        log.info("resuming at step %d of %d", run.step, settings.steps)
+    else:
+        run.info = {
+            "mode": "train",
+            "content_dir": str(Path(content_dir).resolve()),
+            "content_photos": len(content),
+            "environment": environment(),
+        }
+    return _loop(run, out=out, settings=settings, content=content, loss=loss, targets=targets,
+                 style_images=style_images, device=dev, progress=progress, recipe_desc=f"{recipe_name}: {recipe.describe()}")
+
+
+def add_style(
+    base: Path,
+    style: StyleSpec,
+    content_dir: Path | None,
+    out: Path,
+    vgg: VGGFeatures,
+    settings: TrainSettings,
+    *,
+    device: str = "auto",
+    resume: bool = False,
+    progress: bool | None = None,
+) -> Path:
+    """Learn one new style vector for the frozen network of checkpoint ``base``; write the
+    checkpoint with the style appended to ``out``. Every other tensor stays bit-identical."""
+    out = Path(out)
+    dev = resolve_device(device)
+    previous = _check_out(out, resume)
+    source = previous if previous is not None else load_checkpoint(base)
+    if previous is not None:
+        if previous.info.get("mode") != "add-style":
+            raise CheckpointError(f"{out}: not an --add-style checkpoint")
+        settings = replace(settings, **{k: v for k, v in previous.info["settings"].items() if k not in ("steps", "arch_config")})
+        content_dir = content_dir or Path(previous.info["content_dir"])
+    if content_dir is None:
+        raise UsageError("--content-dir is needed: a folder of photos to learn the style on")
+    if style.label in source.style_names[: len(source.style_names) - (previous is not None)]:
+        raise UsageError(f"the model already has a style named {style.label!r}; pass --name to choose another")
+    settings = replace(settings, arch=source.net.arch_name, arch_config=source.net.config())
+    recipe, recipe_name = settings.recipe(vgg)
+    log.info("loss recipe: %s (%s)", recipe_name, recipe.describe())
+    loss = PerceptualLoss(vgg.to(dev), recipe)
+    style_image = load_style_image(style.path, settings.style_size)
+    targets = [loss.style_targets(style_image.to(dev))]
+    content = ContentCrops(content_dir, settings.size, dev)
+
+    net = source.net.to(dev)
+    net.requires_grad_(False)  # the shared weights never change
+    if previous is not None:
+        frozen, start = source.styles[:-1].clone(), source.styles[-1:].clone()
+    else:
+        # Start from the average style: closer to any real style than the identity.
+        frozen, start = source.styles.clone(), source.styles.mean(0, keepdim=True)
+    new = torch.nn.Parameter(start.to(dev))
+    opt = torch.optim.Adam([new], lr=settings.lr)
+    names = list(source.style_names) if previous is not None else [*source.style_names, style.label]
+    run = _Run(net, frozen, new, names, [style], opt, 0, {})
+    if previous is not None:
+        _restore_optimizer(opt, previous.extra)
+        run.step, run.info = previous.step, dict(previous.info)
+    else:
+        run.info = {
+            "mode": "add-style",
+            "base_checkpoint": str(Path(base).resolve()),
+            "base_info": {k: source.info.get(k) for k in ("settings", "styles", "recipe", "content_photos")},
+            "content_dir": str(Path(content_dir).resolve()),
+            "content_photos": len(content),
+            "environment": environment(),
+        }
+    return _loop(run, out=out, settings=settings, content=content, loss=loss, targets=targets,
+                 style_images=[style_image], device=dev, progress=progress, recipe_desc=f"{recipe_name}: {recipe.describe()}")
