@@ -1,4 +1,5 @@
-"""Shared test fixtures. Data under ../shared/data (beside the repository) is optional."""
+"""Shared test fixtures. Data under ../shared/data (beside the repository) is optional:
+tests that need it skip cleanly when it is absent."""
 
 from __future__ import annotations
 
@@ -6,8 +7,20 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
 REAL_VGG = SHARED_DATA / "vgg" / "vgg19_normalised_to_conv3_1.safetensors"
+
+TINY_ARCH = {"channels": [8, 16, 16], "residual_blocks": 1}
+"""A random-weight Johnson network small enough to export and run in a second on a CPU."""
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under ../shared/data, or a clean skip when it is not there."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not available on this machine")
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -41,35 +54,28 @@ def tiny_images(tmp_path: Path) -> tuple[Path, Path]:
     return paths
 
 
-REAL_VGG = SHARED_DATA / "vgg" / "vgg19_normalised_to_conv3_1.safetensors"
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint folder of a tiny random-weight network with three distinct styles."""
+    torch = pytest.importorskip("torch")
+    from stylecast.export.checkpoint import save_checkpoint
+    from stylecast.export.transformer import build_network
+
+    torch.manual_seed(0)
+    net = build_network("johnson", TINY_ARCH)
+    styles = net.identity_style(3) + 0.5 * torch.randn(3, net.style_dim)
+    folder = tmp_path_factory.mktemp("ckpt") / "tiny"
+    save_checkpoint(folder, net, styles, ["alpha", "beta", "gamma"], {"step": 0, "note": "random weights, for tests"})
+    return folder
 
 
 @pytest.fixture(scope="session")
-def real_vgg_path() -> Path:
-    """The truncated normalised VGG-19 in ../shared/data/vgg; skips the test when absent."""
-    if not REAL_VGG.is_file():
-        pytest.skip(f"{REAL_VGG} not present")
-    return REAL_VGG
+def tiny_model_dir(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder (fp32 + fp16 graphs) exported from ``tiny_checkpoint``, styles alpha/beta/gamma.
+    Treat it as read-only: copy it (shutil.copytree) before corrupting it in a test."""
+    from stylecast.export.checkpoint import load_checkpoint
+    from stylecast.export.onnx_export import export_model_folder
 
-
-@pytest.fixture(scope="session")
-def real_vgg(real_vgg_path: Path):  # noqa: ANN201 - VGGFeatures, imported lazily (needs torch)
-    from stylecast.export.vgg import load_vgg
-
-    return load_vgg(real_vgg_path)
-
-
-@pytest.fixture
-def tiny_images(tmp_path: Path) -> tuple[Path, Path]:
-    """(content.png 40x30, style.png 36x36): small seeded random-ish pictures written with OpenCV."""
-    import cv2
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:30, 0:40]
-    content = np.stack([xx * 6, yy * 8, (xx + yy) * 3], axis=-1).astype(np.uint8)
-    style = rng.integers(0, 256, size=(36, 36, 3), dtype=np.uint8)
-    paths = tmp_path / "content.png", tmp_path / "style.png"
-    cv2.imwrite(str(paths[0]), content)
-    cv2.imwrite(str(paths[1]), style)
-    return paths
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    export_model_folder(load_checkpoint(tiny_checkpoint), out, fp16=True, overwrite=False)
+    return out
