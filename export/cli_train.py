@@ -115,11 +115,14 @@ def run(args: argparse.Namespace) -> int:
         preview_every=args.preview_every,
         arch=args.arch,
     )
-    specs = [parse_style_spec(s) for s in args.styles]
-    for s in specs:  # fail on a bad style image before loading anything heavy
-        from stylecast.realtime.images import read_image
+    from stylecast.realtime.images import list_images, read_image
 
-        read_image(s.path, min_side=16, what="style image")
+    # Fail on bad input before loading anything heavy.
+    specs = [parse_style_spec(s) for s in args.styles]
+    for spec in [*specs, *([parse_style_spec(args.add_style)] if adding else [])]:
+        read_image(spec.path, min_side=16, what="style image")
+    if args.content_dir is not None:
+        list_images(args.content_dir)
     vgg = load_vgg(resolve_vgg_path(args.vgg))
     progress = False if args.quiet else None
     if adding:
