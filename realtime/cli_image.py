@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING
 from .atomic import check_output_path
 from .cli_common import entry_point, make_parser
 from .contract import MIN_SIDE
+from .demo import DEMO_IMAGES, demo_image
 from .errors import BackendUnavailableError, InputFileError, UsageError
 from .images import IMAGE_SUFFIXES, read_image, write_image
 from .progress import Progress
 
 if TYPE_CHECKING:  # for annotations only: importing it at run time would import torch
+    import numpy as np
+
     from stylecast.export.losses import LossRecipe
 
 log = logging.getLogger("stylecast.image")
@@ -50,6 +53,7 @@ The output has the working size (longer side --size, aspect kept)."""
 
 EPILOG = """\
 examples:
+  nst-image demo:scene demo:swirls out.png --size 256 --steps 100 --vgg VGG_FILE   # built-in pictures
   nst-image photo.jpg starry.jpg out.png --vgg ~/models/vgg19-dcbb9e9d.pth
   NST_VGG=vgg19_normalised_to_conv3_1.safetensors nst-image photo.jpg wave.jpg out.jpg --size 256
   nst-image photo.jpg starry.jpg out.png --vgg download:vgg19   # downloads torchvision's file once
@@ -62,8 +66,8 @@ NEEDS_TORCH = "the Gatys method needs PyTorch: pip install 'stylecast[train]'"
 
 def make_image_parser() -> argparse.ArgumentParser:
     p = make_parser("nst-image", DESCRIPTION, EPILOG)
-    p.add_argument("content", metavar="CONTENT", help="the photo to stylise (any image OpenCV reads)")
-    p.add_argument("style", metavar="STYLE", help="the style image (a painting)")
+    p.add_argument("content", metavar="CONTENT", help="the photo to stylise (any image OpenCV reads), or demo:scene (built in)")
+    p.add_argument("style", metavar="STYLE", help="the style image (a painting), or demo:swirls (built in)")
     p.add_argument("out", metavar="OUT", help=f"output image ({', '.join(IMAGE_SUFFIXES)})")
     p.add_argument("--vgg", metavar="PATH", help="VGG weights (.pth/.safetensors), or download:vgg19 / download:vgg16; "
                    "default: $NST_VGG")
@@ -84,9 +88,16 @@ def make_image_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _read_input(arg: str, what: str) -> "np.ndarray":
+    """An image file, or a built-in picture (demo:scene, demo:swirls) that needs no file."""
+    if arg in DEMO_IMAGES:
+        return demo_image(arg)
+    return read_image(Path(arg), min_side=MIN_SIDE, what=what)
+
+
 def _body(args: argparse.Namespace) -> int:
     style = Path(args.style)
-    if style.is_file():
+    if args.style in DEMO_IMAGES or style.is_file():
         return _run_gatys(args)
     # (the exported-model mode goes here: STYLE as a style name, run by ONNX Runtime)
     if style.exists():
@@ -128,8 +139,8 @@ def _run_gatys(args: argparse.Namespace) -> int:
         raise UsageError(f"{out}: unsupported image extension {out.suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
     # Every check that can fail happens before the optimisation, which can take minutes.
     check_output_path(out, overwrite=args.overwrite, inputs=(content_path, style_path))
-    content = read_image(content_path, min_side=MIN_SIDE, what="content image")
-    style = read_image(style_path, min_side=MIN_SIDE, what="style image")
+    content = _read_input(args.content, "content image")
+    style = _read_input(args.style, "style image")
     gatys, losses, vgg_mod = _import_torch_side()
     from stylecast.export.tensors import resolve_device
 
