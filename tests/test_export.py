@@ -184,3 +184,20 @@ def test_help_and_version_subprocess() -> None:
         r = subprocess.run([sys.executable, "-c", "from stylecast.export.cli_export import main; main()", *args], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
     assert "parity" in r.stdout or "stylecast" in r.stdout
+
+
+def test_fast_architecture_exports_and_matches(tmp_path: Path) -> None:
+    """The space-to-depth network: any size in, same size out, parity, rebuilt from its checkpoint."""
+    from stylecast.export.onnx_export import export_model_folder
+
+    torch.manual_seed(1)
+    net = build_network("fast", {"channels": 16, "residual_blocks": 2})
+    save_checkpoint(tmp_path / "c", net, net.identity_style(2) + 0.3 * torch.randn(2, net.style_dim), ["a", "b"], {"step": 0})
+    report = export_model_folder(load_checkpoint(tmp_path / "c"), tmp_path / "m", fp16=False, overwrite=False)
+    assert report.max_diff["fp32"] <= 1
+    model = load_model_folder(tmp_path / "m")
+    assert model.manifest["architecture"] == "fast"
+    sess = _session(model.graphs["fp32"])
+    for h, w in ((16, 16), (19, 35)):
+        frame = np.random.default_rng(h).integers(0, 256, (1, h, w, 3), dtype=np.uint8)
+        assert sess.run(None, {"frame": frame, "style": model.style_vectors[:1]})[0].shape == (1, h, w, 3)
