@@ -1,0 +1,158 @@
+"""The command-line options that nst-video, nst-live, nst-image and nst-bench share, written once.
+
+    parser = make_parser("nst-video", "...")
+    add_model_options(parser)          # --model --style --list-styles --mix --strength --device --max-side
+    add_temporal_option(parser)        # --temporal
+    ...
+    def body(args):
+        if list_styles(args):
+            return 0
+        with engine_from_args(args) as engine:
+            ...
+
+Values argparse can check alone (a device name, a size) fail at parse time; the rest
+(--strength, --mix, --style with --mix) raise UsageError with the messages below, before
+any model is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from . import contract as C
+from .engine import StyleEngine, load_model, open_engine
+from .errors import UsageError
+from .providers import DEVICE_HELP, parse_device
+
+
+def _device(text: str) -> str:
+    try:
+        return str(parse_device(text))
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _max_side(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < C.MIN_SIDE:
+        raise argparse.ArgumentTypeError(f"must be a whole number of pixels, at least {C.MIN_SIDE}, got {text!r}")
+    return n
+
+
+def _unit_interval(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        x = math.nan
+    if not 0.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return x
+
+
+def add_model_dir_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--model DIR."""
+    parser.add_argument(
+        "--model", type=Path, metavar="DIR", default=None,
+        help="model folder made by nst-export (default: the bundled model)",
+    )
+
+
+def add_device_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--device and --max-side: where and at what resolution the network runs."""
+    parser.add_argument("--device", type=_device, default="auto", metavar="DEVICE", help=f"{DEVICE_HELP} (default: auto)")
+    parser.add_argument(
+        "--max-side", type=_max_side, default=None, metavar="N",
+        help="run the network with the longer side at most N px and scale the result back to the "
+        "exact input size (faster, coarser brush strokes; default: full resolution)",
+    )
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--model, --style, --list-styles, --mix, --strength, --device, --max-side, as one group."""
+    group = parser.add_argument_group("model and style")
+    add_model_dir_option(group)
+    group.add_argument("--style", metavar="NAME|INDEX", default=None, help="style by name or 0-based index (default: the model's first)")
+    group.add_argument("--list-styles", action="store_true", help="print the model's styles with their index and exit")
+    group.add_argument(
+        "--mix", nargs="+", metavar="NAME=W", default=None,
+        help="interpolate styles, e.g. --mix starry=0.7 wave=0.3 (weights >= 0, normalised to sum 1)",
+    )
+    group.add_argument(
+        "--strength", type=float, default=1.0, metavar="X",
+        help="how much style, 0..1: 1 = full style, 0 = the original pixels (default: 1)",
+    )
+    add_device_options(group)
+
+
+def add_temporal_option(parser: argparse.ArgumentParser) -> None:
+    """--temporal X: the flicker-reducing blend of stylecast.realtime.temporal (0 turns it off)."""
+    from .temporal import (
+        DEFAULT_TEMPORAL,  # imported here: only video commands need the blender
+    )
+
+    parser.add_argument(
+        "--temporal", type=_unit_interval, default=DEFAULT_TEMPORAL, metavar="X",
+        help="temporal blend against flicker, 0..1: how much of the previous output, warped along the "
+        f"motion, is kept (0 = off; default: {DEFAULT_TEMPORAL})",
+    )
+
+
+def parse_mix(items: list[str]) -> dict[str, float]:
+    """``["starry=0.7", "wave=0.3"]`` -> ``{"starry": 0.7, "wave": 0.3}``; UsageError on bad items."""
+    mix: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = math.nan
+        if not sep or not name or not math.isfinite(weight):
+            raise UsageError(f"--mix: {item!r} is not NAME=WEIGHT")
+        if weight < 0:
+            raise UsageError(f"--mix: the weight of {name!r} must be 0 or more, got {value}")
+        if name in mix:
+            raise UsageError(f"--mix: {name!r} is given twice")
+        mix[name] = weight
+    if mix and sum(mix.values()) <= 0:
+        raise UsageError("--mix: the weights sum to 0; give at least one style a positive weight")
+    return mix
+
+
+def _check_strength(value: float) -> float:
+    if not 0.0 <= value <= 1.0:  # also false for NaN
+        raise UsageError(f"--strength must be between 0 and 1, got {value:g}")
+    return value
+
+
+def engine_from_args(args: argparse.Namespace) -> StyleEngine:
+    """Open the engine the options describe and apply --style or --mix and --strength."""
+    strength = _check_strength(args.strength)
+    mix = parse_mix(args.mix) if args.mix else None
+    if mix and args.style is not None:
+        raise UsageError("--style and --mix cannot be used together (one style is --mix NAME=1)")
+    engine = open_engine(args.model, device=args.device, max_side=args.max_side)
+    try:
+        if mix:
+            engine.set_mix(mix)
+        elif args.style is not None:
+            engine.set_style(args.style)
+        engine.strength = strength
+    except BaseException:
+        engine.close()
+        raise
+    return engine
+
+
+def list_styles(args: argparse.Namespace) -> bool:
+    """With --list-styles: print "INDEX<TAB>NAME" per style to stdout and return True (no session is built)."""
+    if not args.list_styles:
+        return False
+    model = load_model(args.model)
+    for i, name in enumerate(model.style_names):
+        print(f"{i}\t{name}")
+    return True
