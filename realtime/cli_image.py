@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING
 
 from .atomic import check_output_path
 from .cli_common import entry_point, make_parser
+from .cli_options import add_model_options, engine_from_args, list_styles
 from .contract import MIN_SIDE
 from .demo import DEMO_IMAGES, demo_image
 from .errors import BackendUnavailableError, InputFileError, UsageError
 from .images import IMAGE_SUFFIXES, read_image, write_image
 from .progress import Progress
+from .stills import check_stills, stylize_stills
 
 if TYPE_CHECKING:  # for annotations only: importing it at run time would import torch
     import numpy as np
@@ -31,6 +33,10 @@ log = logging.getLogger("stylecast.image")
 
 DESCRIPTION = """\
 Stylise one image: CONTENT painted in the style of STYLE, written to OUT.
+
+With STYLE the name (or index) of a style of a model folder (--model; default the bundled
+model), the exported network runs in ONNX Runtime: instant, no PyTorch needed. CONTENT may
+then be a folder of images, and OUT a folder. --list-styles shows the names.
 
 With STYLE an image file this runs the classic method of Gatys, Ecker & Bethge (2016):
 the output picture itself is optimised (L-BFGS by default) until its VGG-19 features
@@ -53,7 +59,10 @@ The output has the working size (longer side --size, aspect kept)."""
 
 EPILOG = """\
 examples:
-  nst-image demo:scene demo:swirls out.png --size 256 --steps 100 --vgg VGG_FILE   # built-in pictures
+  nst-image photo.jpg starry out.jpg                 # a style of the model: instant, no PyTorch
+  nst-image photos/ wave styled/ --max-side 1024      # a folder in, a folder out
+  nst-image photo.jpg mix out.jpg --mix starry=0.7 wave=0.3
+  nst-image demo:scene demo:swirls out.png --size 256 --steps 100 --vgg VGG_FILE   # Gatys, built-in pictures
   nst-image photo.jpg starry.jpg out.png --vgg ~/models/vgg19-dcbb9e9d.pth
   NST_VGG=vgg19_normalised_to_conv3_1.safetensors nst-image photo.jpg wave.jpg out.jpg --size 256
   nst-image photo.jpg starry.jpg out.png --vgg download:vgg19   # downloads torchvision's file once
@@ -66,9 +75,11 @@ NEEDS_TORCH = "the Gatys method needs PyTorch: pip install 'stylecast[train]'"
 
 def make_image_parser() -> argparse.ArgumentParser:
     p = make_parser("nst-image", DESCRIPTION, EPILOG)
-    p.add_argument("content", metavar="CONTENT", help="the photo to stylise (any image OpenCV reads), or demo:scene (built in)")
-    p.add_argument("style", metavar="STYLE", help="the style image (a painting), or demo:swirls (built in)")
-    p.add_argument("out", metavar="OUT", help=f"output image ({', '.join(IMAGE_SUFFIXES)})")
+    p.add_argument("content", metavar="CONTENT", help="the photo to stylise (any image OpenCV reads), or demo:scene "
+                   "(built in); with a style NAME also a folder of images")
+    p.add_argument("style_arg", metavar="STYLE", help="a style image (a painting) or demo:swirls (built in): the Gatys "
+                   "method; or the NAME or index of a style of the model (--model): the exported network, instant")
+    p.add_argument("out", metavar="OUT", help=f"output image ({', '.join(IMAGE_SUFFIXES)}), or a folder when CONTENT is one")
     p.add_argument("--vgg", metavar="PATH", help="VGG weights (.pth/.safetensors), or download:vgg19 / download:vgg16; "
                    "default: $NST_VGG")
     p.add_argument("--size", type=int, default=512, help="longer side of the output in px (default 512)")
@@ -82,9 +93,9 @@ def make_image_parser() -> argparse.ArgumentParser:
     p.add_argument("--levels", type=int, metavar="N", help="style pyramid levels (1 = none; level k is the image / 2^k)")
     p.add_argument("--style-layers", metavar="LIST", help="override style taps, e.g. relu1_1:1,relu2_1:0.5")
     p.add_argument("--content-layers", metavar="LIST", help="override content taps, e.g. relu2_1")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if available")
     p.add_argument("--seed", type=int, default=0, help="seed for --init noise (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    add_model_options(p.add_argument_group("with a style NAME (the exported network, ONNX Runtime; --device also picks the Gatys device)"))
     return p
 
 
@@ -96,13 +107,38 @@ def _read_input(arg: str, what: str) -> "np.ndarray":
 
 
 def _body(args: argparse.Namespace) -> int:
-    style = Path(args.style)
-    if args.style in DEMO_IMAGES or style.is_file():
+    style = Path(args.style_arg)
+    if args.style_arg in DEMO_IMAGES or style.is_file():
+        if args.style is not None or args.mix:
+            raise UsageError("--style/--mix go with a style NAME, not with a style image")
         return _run_gatys(args)
-    # (the exported-model mode goes here: STYLE as a style name, run by ONNX Runtime)
-    if style.exists():
-        raise InputFileError(f"{style}: is not a file; STYLE must be a style image")
-    raise InputFileError(f"{style}: no such style image file")
+    if style.is_dir():
+        raise InputFileError(f"{style}: is a folder; STYLE must be a style image or a style name")
+    if list_styles(args):
+        return 0
+    return _run_network(args)
+
+
+def _run_network(args: argparse.Namespace) -> int:
+    """STYLE names a style of the exported model: run it with ONNX Runtime (no PyTorch needed)."""
+    if args.mix and args.style_arg != "mix":
+        raise UsageError("with --mix, write mix as STYLE: nst-image IN mix OUT --mix starry=0.5 wave=0.5")
+    if args.style is not None:
+        raise UsageError("STYLE already names the style; --style is for nst-video and nst-live")
+    args.style = None if args.mix else args.style_arg
+    out = Path(args.out)
+    if args.content in DEMO_IMAGES:
+        check_output_path(out, overwrite=args.overwrite)
+        image = demo_image(args.content)
+        with engine_from_args(args) as engine:
+            write_image(out, engine(image), overwrite=args.overwrite)
+        log.info("wrote %s", out)
+        return 0
+    check_stills(Path(args.content), out, overwrite=args.overwrite)  # before the session start-up
+    with engine_from_args(args) as engine:
+        written = stylize_stills(engine, Path(args.content), out, overwrite=args.overwrite)
+    log.info("wrote %d image(s) with style %s on %s", len(written), args.style, engine.provider)
+    return 0
 
 
 def _import_torch_side() -> tuple[ModuleType, ModuleType, ModuleType]:
@@ -130,7 +166,7 @@ def _recipe_with_overrides(recipe: LossRecipe, args: argparse.Namespace, losses:
 
 
 def _run_gatys(args: argparse.Namespace) -> int:
-    content_path, style_path, out = Path(args.content), Path(args.style), Path(args.out)
+    content_path, style_path, out = Path(args.content), Path(args.style_arg), Path(args.out)
     if args.size < MIN_SIDE:
         raise UsageError(f"--size must be at least {MIN_SIDE}, not {args.size}")
     if args.steps < 1:
@@ -140,7 +176,7 @@ def _run_gatys(args: argparse.Namespace) -> int:
     # Every check that can fail happens before the optimisation, which can take minutes.
     check_output_path(out, overwrite=args.overwrite, inputs=(content_path, style_path))
     content = _read_input(args.content, "content image")
-    style = _read_input(args.style, "style image")
+    style = _read_input(args.style_arg, "style image")
     gatys, losses, vgg_mod = _import_torch_side()
     from stylecast.export.tensors import resolve_device
 

@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 
 from . import contract as C
-from .engine import StyleEngine, load_model, open_engine
+from .engine import StyleEngine, load_model
 from .errors import UsageError
 from .providers import DEVICE_HELP, parse_device
 
@@ -130,12 +130,20 @@ def _check_strength(value: float) -> float:
 
 
 def engine_from_args(args: argparse.Namespace) -> StyleEngine:
-    """Open the engine the options describe and apply --style or --mix and --strength."""
+    """Open the engine the options describe and apply --style or --mix and --strength.
+
+    Every option is checked against the model folder before a session is built, so a typo
+    costs no start-up time and prints nothing but its error.
+    """
     strength = _check_strength(args.strength)
     mix = parse_mix(args.mix) if args.mix else None
     if mix and args.style is not None:
         raise UsageError("--style and --mix cannot be used together (one style is --mix NAME=1)")
-    engine = open_engine(args.model, device=args.device, max_side=args.max_side)
+    parse_device(args.device)
+    model = load_model(args.model)
+    for key in [*(mix or {}), *([args.style] if args.style is not None else [])]:
+        model.style_index(key)
+    engine = StyleEngine(model, device=args.device, max_side=args.max_side)
     try:
         if mix:
             engine.set_mix(mix)

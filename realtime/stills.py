@@ -35,6 +35,17 @@ def _plan(src: Path, dst: Path) -> list[tuple[Path, Path]]:
     return [(src, dst)]
 
 
+def check_stills(src: Path, dst: Path, *, overwrite: bool) -> list[tuple[Path, Path]]:
+    """The (input, output) pairs of a run, every output checked; call it before building an engine."""
+    src, dst = Path(src), Path(dst)
+    pairs = _plan(src, dst)
+    inputs = tuple(p for p, _ in pairs)
+    if not (src.is_dir() and not dst.exists()):  # a folder yet to be made holds no outputs
+        for _, out in pairs:
+            check_output_path(out, overwrite=overwrite, inputs=inputs)
+    return pairs
+
+
 def stylize_stills(engine: StyleEngine, src: Path, dst: Path, *, overwrite: bool) -> list[Path]:
     """Stylise ``src`` (an image file or a folder of them) into ``dst``; return the files written.
 
@@ -42,13 +53,10 @@ def stylize_stills(engine: StyleEngine, src: Path, dst: Path, *, overwrite: bool
     file names, and so their formats.
     """
     src, dst = Path(src), Path(dst)
-    pairs = _plan(src, dst)
+    pairs = check_stills(src, dst, overwrite=overwrite)
     inputs = tuple(p for p, _ in pairs)
     if src.is_dir() and not dst.exists():
-        dst.mkdir()  # a new folder holds no outputs yet; its parent was checked in _plan
-    else:
-        for _, out in pairs:
-            check_output_path(out, overwrite=overwrite, inputs=inputs)
+        dst.mkdir()  # its parent was checked in _plan
     written: list[Path] = []
     with Progress(len(pairs), "stylising", unit="img", enabled=None if len(pairs) > 1 else False) as bar:
         for path, out in pairs:
