@@ -95,7 +95,7 @@ def make_image_parser() -> argparse.ArgumentParser:
     p.add_argument("--content-layers", metavar="LIST", help="override content taps, e.g. relu2_1")
     p.add_argument("--seed", type=int, default=0, help="seed for --init noise (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    add_model_options(p.add_argument_group("with a style NAME (the exported network, ONNX Runtime; --device also picks the Gatys device)"))
+    add_model_options(p)  # used with a style NAME; --device also picks the Gatys device
     return p
 
 

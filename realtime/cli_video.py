@@ -1,0 +1,105 @@
+"""``nst-video``: stylise a whole video file, keeping every frame, timestamp, size, rotation and audio."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from pathlib import Path
+
+from .cli_common import entry_point, make_parser
+from .cli_options import add_model_options, add_temporal_option, engine_from_args, list_styles
+from .errors import UsageError
+from .video import check_transcode, describe, transcode
+from .video_plan import CONTAINERS, X264_PRESETS
+
+log = logging.getLogger("stylecast.video")
+
+DESCRIPTION = """\
+Stylise every frame of the video IN with a style network and write OUT.
+
+What is kept:
+  every frame    none dropped or duplicated, in order; a file cut short still gives the
+                 frames it holds (with a warning saying how many are missing)
+  timestamps     each frame keeps its presentation time, so variable frame rates stay as they are
+  size           exactly; odd sizes are encoded as 4:4:4 (4:2:0 needs even sides)
+  rotation       phone videos: frames are stylised as stored and the rotation tag is copied
+                 (.ts cannot store it: a warning says so)
+  colour         range, primaries, transfer and matrix tags
+  audio          every audio stream, copied packet for packet (not re-encoded)
+  subtitles      copied when OUT's container can hold them, else dropped with a warning
+
+The container follows OUT's extension: .mp4 .m4v .mov .mkv .ts (H.264 by default) or .webm
+(VP9). Decoding, stylising and encoding run in parallel; the output is written to a temporary
+file beside OUT and renamed at the end, so a failure or Ctrl-C leaves no partial file."""
+
+EPILOG = """\
+examples:
+  nst-video holiday.mp4 holiday_starry.mp4 --style starry
+  nst-video clip.mov out.mkv --mix starry=0.7 wave=0.3 --strength 0.8
+  nst-video talk.mp4 teaser.mp4 --start 1:30 --duration 20 --max-side 720
+  nst-video in.mkv out.webm --crf 30            # VP9; .webm holds only Opus/Vorbis audio
+  nst-video in.mp4 out.mp4 --temporal 0 --crf 23 --preset fast --overwrite
+  nst-video --list-styles --model models/mine
+
+--start/--duration: frames (and audio packets) with START <= t < START+DURATION are kept and
+shifted by START, so OUT starts at 0. Audio is copied, not re-encoded, so a .webm OUT needs
+Opus/Vorbis audio and a .mp4 OUT audio MP4 can hold (AAC, MP3, Opus, ...): use .mkv otherwise."""
+
+
+def _seconds(text: str) -> float:
+    """'90', '90.5', '1:30', '0:01:30.5' -> seconds."""
+    try:
+        parts = [float(p) for p in text.split(":")]
+    except ValueError:
+        parts = []
+    if not 1 <= len(parts) <= 3 or not all(math.isfinite(p) and p >= 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected seconds or [H:]MM:SS(.s), got {text!r}")
+    total = 0.0
+    for p in parts:
+        total = total * 60 + p
+    return total
+
+
+def make_video_parser() -> argparse.ArgumentParser:
+    p = make_parser("nst-video", DESCRIPTION, EPILOG)
+    p.add_argument("input", metavar="IN", nargs="?", help="the video to stylise (any file FFmpeg reads)")
+    p.add_argument("output", metavar="OUT", nargs="?", help=f"output video ({' '.join(CONTAINERS)})")
+    add_model_options(p)
+    add_temporal_option(p)
+    enc = p.add_argument_group("encoding")
+    enc.add_argument("--codec", metavar="C", default=None,
+                     help="video encoder: libx264 (default), libx265, libvpx-vp9 (default for .webm), libsvtav1, ...")
+    enc.add_argument("--crf", type=int, default=18, metavar="N",
+                     help="constant quality, lower is better: 18 (default) is visually lossless for H.264")
+    enc.add_argument("--preset", default="medium", metavar="P",
+                     help=f"H.264/HEVC speed/size trade-off: {', '.join(X264_PRESETS[:-1])} (default: medium)")
+    enc.add_argument("--start", type=_seconds, default=None, metavar="T", help="begin at T (seconds or [H:]MM:SS)")
+    enc.add_argument("--duration", type=_seconds, default=None, metavar="T", help="keep only T of video from the start")
+    enc.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    return p
+
+
+def _body(args: argparse.Namespace) -> int:
+    if list_styles(args):
+        return 0
+    if not args.input or not args.output:
+        raise UsageError("IN and OUT are required (or --list-styles)")
+    src, dst = Path(args.input), Path(args.output)
+    job = {"overwrite": args.overwrite, "crf": args.crf, "preset": args.preset, "codec": args.codec,
+           "start": args.start, "duration": args.duration}
+    # Input, output and options are all checked before the model loads (seconds on a GPU).
+    check_transcode(src, dst, **job)
+    with engine_from_args(args) as engine:
+        blender = None
+        if args.temporal > 0:
+            from .temporal import FlowBlender  # OpenCV flow: loaded only when used
+
+            blender = FlowBlender(strength=args.temporal)
+        report = transcode(src, dst, engine, blender, progress=False if args.quiet else None, **job)
+    for line in describe(report):
+        log.info("%s", line)
+    return 0
+
+
+main = entry_point(make_video_parser, _body)
