@@ -64,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=_count(1), default=20, metavar="N", help="timed calls per size; the median is reported (default: 20)")
     parser.add_argument("--warmup", type=_count(0), default=3, metavar="N", help="untimed calls per size first (default: 3)")
     parser.add_argument("--no-reference", action="store_true", help="time only the engine")
+    parser.add_argument(
+        "--compare", nargs="+", type=Path, metavar="DIR", default=[],
+        help="other model folders timed in the same run at each size (e.g. the default network against a fast one); "
+        "the ratio column is their time over --model's",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", default=None, help="also save the results as JSON")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
 
@@ -155,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(args.json, overwrite=args.overwrite)
     import onnxruntime as ort
 
+    others = [open_engine(d, device=args.device, max_side=args.max_side) for d in args.compare]
     with open_engine(args.model, device=args.device, max_side=args.max_side) as engine:
         reference, ref_info = (None, {"skipped": "--no-reference"}) if args.no_reference else reference_stylizer(args, engine)
         threads = engine.threads if engine.provider == P.CPU else None
@@ -184,6 +190,9 @@ def run(args: argparse.Namespace) -> int:
                 "reference_fps": None if r_ms is None else round(1000.0 / r_ms, 2),
                 "speedup": None if r_ms is None else round(r_ms / e_ms, 3),
             }
+            for other in others:
+                o_ms = median_ms(other, frame, args.warmup, args.repeats)
+                row.setdefault("compare", []).append({"model": str(other.model.path), "ms": round(o_ms, 3), "ratio": round(o_ms / e_ms, 3)})
             rows.append(row)
             print(
                 f"{f'{w}x{h}':>11}  {e_ms:>10.2f}  {1000.0 / e_ms:>7.1f}  {_fmt(r_ms, '12.2f'):>12}  "
@@ -191,6 +200,10 @@ def run(args: argparse.Namespace) -> int:
                 f"{'-' if r_ms is None else f'{r_ms / e_ms:.2f}x':>8}",
                 flush=True,
             )
+            for entry in row.get("compare", []):
+                print(f"{'':>11}  {entry['ms']:>10.2f}  {1000.0 / entry['ms']:>7.1f}  {entry['model']}: {entry['ratio']:.2f}x the time of --model")
+        for other in others:
+            other.close()
         result = {
             "stylecast": package_version(),
             "python": platform.python_version(),

@@ -154,3 +154,24 @@ def test_bench_speed_usage_errors(tmp_path: Path, tiny_model_dir: Path, capsys) 
     assert "no such model folder" in capsys.readouterr().err
     assert bench(["--model", str(tiny_model_dir), "--sizes", "64x", "--no-reference"]) == 2
     assert "'64x' is not WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_bench_speed_compares_models_in_the_same_run(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    out_json = tmp_path / "cmp.json"
+    argv = ["--model", str(tiny_model_dir), "--compare", str(tiny_model_dir), "--device", "cpu", "--sizes", "32x24",
+            "--repeats", "1", "--warmup", "0", "--no-reference", "--json", str(out_json)]
+    assert bench(argv) == 0
+    assert "the time of --model" in capsys.readouterr().out
+    compare = json.loads(out_json.read_text())["results"][0]["compare"]
+    assert len(compare) == 1 and compare[0]["ms"] > 0 and compare[0]["ratio"] > 0
+
+
+def test_nst_bench_dispatches_subcommands(tiny_model_dir: Path, capsys) -> None:
+    from stylecast.realtime.cli_bench import main
+
+    assert main(["speed", "--model", str(tiny_model_dir), "--device", "cpu", "--sizes", "24x16", "--repeats", "1",
+                 "--warmup", "0", "--no-reference", "-q"]) == 0
+    assert "24x16" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["nonsense"])
+    assert exc.value.code == 2
