@@ -13,7 +13,6 @@ tensors, a foreign file, or missing or misshapen tensors is refused with Checkpo
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
@@ -26,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from stylecast.realtime.errors import CheckpointError
+from stylecast.realtime.model_folder import sha256_file
 
 from .transformer import StyleNetwork, build_network
 
@@ -49,14 +49,6 @@ class Checkpoint:
     @property
     def step(self) -> int:
         return int(self.info.get("step", 0))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _replace_atomically(folder: Path, name: str, write: Any) -> None:
@@ -97,7 +89,7 @@ def save_checkpoint(
         arch_config=net.config(),
         style_dim=net.style_dim,
         style_names=list(style_names),
-        tensors_sha256=_sha256(folder / TENSORS_NAME),
+        tensors_sha256=sha256_file(folder / TENSORS_NAME),
     )
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     _replace_atomically(folder, INFO_NAME, lambda p: p.write_text(text, encoding="utf-8"))
@@ -130,7 +122,7 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
         raise CheckpointError(f"{info_path}: not a stylecast checkpoint record")
     if info.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"{info_path}: checkpoint version {info.get('version')!r} is not supported")
-    if info.get("tensors_sha256") != _sha256(tensors_path):
+    if info.get("tensors_sha256") != sha256_file(tensors_path):
         raise CheckpointError(f"{tensors_path}: does not match {INFO_NAME} (sha256 differs): corrupt or half-written")
     try:
         tensors = load_file(str(tensors_path))

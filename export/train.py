@@ -17,7 +17,6 @@ bit-identical to an uninterrupted one on the same device.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import math
 import re
@@ -32,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from stylecast.realtime.errors import CheckpointError, UsageError
+from stylecast.realtime.model_folder import sha256_file
 from stylecast.realtime.progress import Progress
 
 from .checkpoint import INFO_NAME, Checkpoint, load_checkpoint, save_checkpoint
@@ -104,10 +104,6 @@ class TrainSettings:
         return recipe.replace(**changes), name
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
@@ -173,7 +169,7 @@ def _save(run: _Run, out: Path, settings: TrainSettings, recipe_desc: str) -> No
         step=run.step,
         settings=asdict(settings),
         recipe=recipe_desc,
-        styles=[{"name": s.label, "path": str(s.path), "weight": s.weight, "sha256": _sha256(s.path)} for s in run.specs],
+        styles=[{"name": s.label, "path": str(s.path), "weight": s.weight, "sha256": sha256_file(s.path)} for s in run.specs],
     )
     extra = _optimizer_state(run.optimizer)
     save_checkpoint(out, run.net, run.all_styles(), run.names, info, extra)
@@ -305,7 +301,7 @@ def train_styles(
         styles = saved_specs
         content_dir = content_dir or Path(saved["content_dir"])
         for s in styles:
-            if s.path.is_file() and _sha256(s.path) != next(x["sha256"] for x in saved["styles"] if x["name"] == s.label):
+            if s.path.is_file() and sha256_file(s.path) != next(x["sha256"] for x in saved["styles"] if x["name"] == s.label):
                 log.warning("%s changed since the checkpoint was written", s.path)
     if not styles:
         raise UsageError("no style images given (--styles A.jpg B.jpg:2.0 ...)")
