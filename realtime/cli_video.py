@@ -1,4 +1,4 @@
-"""``nst-video``: stylise a whole video file, keeping every frame, timestamp, size, rotation and audio."""
+"""``nst-video``: stylise a whole video file, keeping every frame, timestamp, size, rotation, audio and metadata."""
 
 from __future__ import annotations
 
@@ -26,8 +26,12 @@ What is kept:
   rotation       phone videos: frames are stylised as stored and the rotation tag is copied
                  (.ts cannot store it: a warning says so)
   colour         range, primaries, transfer and matrix tags
-  audio          every audio stream, copied packet for packet (not re-encoded)
+  bit depth      10-bit input gives 10-bit output where the encoder can (libx264, libx265),
+                 else 8-bit with a warning
+  audio          every audio stream, copied packet for packet (not re-encoded); only a stream
+                 OUT's container cannot hold is re-encoded, to AAC (Opus for .webm), with a warning
   subtitles      copied when OUT's container can hold them, else dropped with a warning
+  metadata       title, creation time, comments; language, title and handler of each stream
 
 The container follows OUT's extension: .mp4 .m4v .mov .mkv .ts (H.264 by default) or .webm
 (VP9). Decoding, stylising and encoding run in parallel; the output is written to a temporary
@@ -38,13 +42,15 @@ examples:
   nst-video holiday.mp4 holiday_starry.mp4 --style starry
   nst-video clip.mov out.mkv --mix starry=0.7 wave=0.3 --strength 0.8
   nst-video talk.mp4 teaser.mp4 --start 1:30 --duration 20 --max-side 720
-  nst-video in.mkv out.webm --crf 30            # VP9; .webm holds only Opus/Vorbis audio
+  nst-video in.mkv out.webm --crf 30            # VP9; audio other than Opus/Vorbis becomes Opus
+  nst-video in.mp4 out.mp4 --codec h264_nvenc   # NVIDIA GPU encoder (exit 3 where there is none)
   nst-video in.mp4 out.mp4 --temporal 0 --crf 23 --preset fast --overwrite
   nst-video --list-styles --model models/mine
 
 --start/--duration: frames (and audio packets) with START <= t < START+DURATION are kept and
-shifted by START, so OUT starts at 0. Audio is copied, not re-encoded, so a .webm OUT needs
-Opus/Vorbis audio and a .mp4 OUT audio MP4 can hold (AAC, MP3, Opus, ...): use .mkv otherwise."""
+shifted by START, so OUT starts at 0. Audio is copied, not re-encoded, when OUT's container can
+hold it: .mkv holds almost anything, .mp4 AAC/MP3/Opus/FLAC/PCM, .mov not Opus/FLAC, .webm only
+Opus/Vorbis. Any other audio is re-encoded (AAC; Opus for .webm) and a warning says so."""
 
 
 def _seconds(text: str) -> float:
@@ -69,7 +75,8 @@ def make_video_parser() -> argparse.ArgumentParser:
     add_temporal_option(p)
     enc = p.add_argument_group("encoding")
     enc.add_argument("--codec", metavar="C", default=None,
-                     help="video encoder: libx264 (default), libx265, libvpx-vp9 (default for .webm), libsvtav1, ...")
+                     help="video encoder: libx264 (default), libx265, libvpx-vp9 (default for .webm), libsvtav1, "
+                          "h264_nvenc/hevc_nvenc/av1_nvenc (NVIDIA GPU; --crf is their -cq, --preset maps to p1..p7)")
     enc.add_argument("--crf", type=int, default=18, metavar="N",
                      help="constant quality, lower is better: 18 (default) is visually lossless for H.264")
     enc.add_argument("--preset", default="medium", metavar="P",

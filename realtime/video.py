@@ -10,8 +10,9 @@ file order. An error in any thread stops the others and is raised in the caller;
 caller stops them too. The output is written to a temporary file that replaces ``dst`` only
 on success (atomic.py): nothing is left at ``dst`` otherwise.
 
-See video_io.py for what is kept (every frame and its timestamp, size, rotation, colour, audio)
-and how; video_plan.py for the checks made before the first frame.
+See video_io.py for what is kept (every frame and its timestamp, size, rotation, colour, bit
+depth, audio, metadata) and how; video_plan.py for the checks made before the first frame;
+video_audio.py for the audio streams that must be re-encoded.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from .atomic import atomic_file, check_output_path
 from .errors import InputFileError, UsageError
 from .progress import Progress
 from .stages import Stylizer, TemporalBlender
-from .video_io import CopiedPacket, DecodedFrame, FrameReader, VideoWriter
+from .video_io import DecodedFrame, FrameReader
 from .video_plan import (
     OutputPlan,
     StreamPlan,
@@ -41,6 +42,7 @@ from .video_plan import (
     plan_output,
     plan_streams,
 )
+from .video_writer import VideoWriter
 
 log = logging.getLogger("stylecast.video")
 
@@ -60,8 +62,9 @@ class TranscodeReport:
     seconds: float  # wall-clock time
     fps: float  # frames written per wall-clock second
     audio_streams: int  # audio streams copied
-    copied_streams: int  # all streams copied (audio, subtitles, data, attachments)
-    warnings: list[str] = field(default_factory=list)
+    copied_streams: int  # all streams kept (audio, subtitles, data, attachments), copied or re-encoded
+    warnings: list[str] = field(default_factory=list)  # dropped or re-encoded streams, damage, ...
+    audio_reencoded: int = 0  # audio streams the output container could not hold as they were
 
 
 class _Stop(Exception):
@@ -143,26 +146,33 @@ def transcode(
     duration: float | None = None,
     progress: bool | None = None,
 ) -> TranscodeReport:
-    """Stylise every frame of ``src`` into ``dst``, keeping timestamps, size, rotation, colour and audio.
+    """Stylise every frame of ``src`` into ``dst``, keeping timestamps, size, rotation, colour, bit depth,
+    audio and metadata.
 
     ``stylizer`` maps BGR uint8 [H, W, 3] to the same shape; ``blender`` (optional) gets
     (original, stylised) and returns the frame to write; it is reset first. The container comes
     from ``dst``'s extension (.mp4 .m4v .mov .mkv .webm .ts) and the video codec from ``codec``
-    (default libx264; libvpx-vp9 for .webm). ``start``/``duration`` (seconds) cut a window: frames
-    and copied packets with start <= t < start + duration are kept and shifted so the output
-    starts at 0. ``progress`` None draws a bar only when stderr is a terminal.
+    (default libx264; libvpx-vp9 for .webm). Audio is copied; a stream the container cannot
+    hold is re-encoded (AAC; Opus for .webm) with a warning logged before the first frame.
+    ``start``/``duration`` (seconds) cut a window: frames and copied packets with
+    start <= t < start + duration are kept and shifted so the output starts at 0. ``progress``
+    None draws a bar only when stderr is a terminal.
 
     Raises InputFileError (unreadable input, no video), OutputExistsError (dst exists without
-    ``overwrite``, or dst is src), UsageError (bad options); anything the stylizer raises is
-    raised here unchanged. On any error or KeyboardInterrupt nothing is left at ``dst``.
+    ``overwrite``, or dst is src), UsageError (bad options), BackendUnavailableError (a hardware
+    ``codec`` that cannot run here); anything the stylizer raises is raised here unchanged. On
+    any error or KeyboardInterrupt nothing is left at ``dst``.
     """
     src, dst = Path(src), Path(dst)
     job = _open_job(src, dst, overwrite=overwrite, codec=codec, crf=crf, preset=preset, start=start, duration=duration)
+    for line in job.streams.warnings:  # dropped and re-encoded streams: said before the long part
+        log.warning("warning: %s", line)
     try:
-        reader = FrameReader(job.container, job.video, job.streams.copy, start=start, duration=duration)
+        reader = FrameReader(job.container, job.video, job.streams.copy, reencode=job.streams.reencode,
+                             start=start, duration=duration)
         began = time.monotonic()
         with atomic_file(dst, overwrite=overwrite, inputs=(src,)) as tmp:
-            writer = VideoWriter(job.plan, tmp, job.video, job.streams.templates)
+            writer = VideoWriter(job.plan, tmp, job.video, job.streams)
             try:
                 bar = Progress(job.expected, "stylising", "frame", enabled=progress)
                 _run(reader, writer, stylizer, blender, bar)
@@ -176,11 +186,12 @@ def transcode(
     finally:
         job.container.close()
     missing = _missing_frames(reader, job.video, job.end, job.expected, duration)
-    warnings = job.streams.warnings + writer.warnings + _damage_warnings(reader, missing, job.expected)
-    for line in warnings:
+    later = writer.warnings + _damage_warnings(reader, missing, job.expected)
+    for line in later:
         log.warning("warning: %s", line)
     return TranscodeReport(dst, writer.frames, job.expected, missing, seconds, writer.frames / max(seconds, 1e-9),
-                           job.streams.audio, len(job.streams.templates), warnings)
+                           job.streams.audio, len(job.streams.templates), job.streams.warnings + later,
+                           len(job.streams.reencode))
 
 
 def check_transcode(
@@ -276,11 +287,11 @@ def _run(reader: FrameReader, writer: VideoWriter, stylizer: Stylizer, blender: 
                     break
                 if item is _END:
                     break
-                if isinstance(item, CopiedPacket):
-                    writer.write_packet(item)
-                else:
+                if isinstance(item, DecodedFrame):
                     writer.write_frame(item.image, item.pts, item.tags)
                     bar.update(1)
+                else:  # a copied packet or a decoded audio frame
+                    writer.write_packet(item)
     except BaseException as exc:
         pipe.fail(exc)
     finally:
@@ -337,6 +348,8 @@ def _damage_warnings(reader: FrameReader, missing: int, expected: int | None) ->
         out.append(stats.stopped_early)
     if stats.decode_errors:
         out.append(f"{stats.decode_errors} video packet(s) could not be decoded and were skipped (damaged data)")
+    if stats.audio_decode_errors:
+        out.append(f"{stats.audio_decode_errors} packet(s) of re-encoded audio could not be decoded and were skipped")
     if stats.corrupt_frames:
         out.append(f"{stats.corrupt_frames} damaged frame(s) or packet(s) were stylised as the decoder gave them")
     if stats.fixed_pts:
@@ -361,5 +374,6 @@ def _no_frames_message(src: Path, reader: FrameReader, start: float | None) -> s
 
 def describe(report: TranscodeReport) -> Iterable[str]:
     """Summary lines for a command line."""
+    reencoded = f", {report.audio_reencoded} re-encoded" if report.audio_reencoded else ""
     yield (f"wrote {report.output}: {report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps), "
-           f"{report.audio_streams} audio stream(s) copied")
+           f"{report.audio_streams} audio stream(s) copied{reencoded}")

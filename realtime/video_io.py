@@ -1,4 +1,4 @@
-"""Decoding and encoding for ``nst-video`` (PyAV): frames out of the input, frames and copied packets into the output.
+"""Decoding for ``nst-video`` (PyAV): frames and packets out of the input; video_writer.py puts them into the output.
 
 Frames leave ``FrameReader`` as BGR uint8 [H, W, 3] (the Stylizer contract of stages.py) with
 their presentation time as an integer ``pts`` on the input video stream's ``time_base``. The
@@ -12,46 +12,44 @@ AAC priming packet of an MP4), FFmpeg's muxer shifts every stream by the same am
 What is kept, and how:
   size        exactly. 4:2:0 chroma needs even sides in H.264/HEVC, so an odd-sized video is
               encoded as 4:4:4 (yuv444p; High 4:4:4 profile) instead of being padded or cropped.
-  chroma      the input's subsampling (4:2:0, 4:2:2 or 4:4:4) is kept, at 8 bits (the network
-              works on 8-bit BGR), where the encoder supports it.
+  chroma,     the input's subsampling (4:2:0, 4:2:2 or 4:4:4) and bit depth (8, 10, 12) are kept
+  depth       where the encoder supports them (video_codecs.py); the network works on 8-bit BGR,
+              whose output is converted to the 10-bit format for a 10-bit input.
   rotation    the display matrix of the first decoded frame is written on the output stream:
               frames are stylised as stored and players rotate them as they did the input.
               MPEG-TS cannot store it (a warning says so).
   colour      range, primaries, transfer and matrix tags are copied, and the RGB<->YUV
               conversions use the input's matrix and range, so colours do not shift.
-  audio       every audio stream is remuxed packet for packet (byte-identical, no re-encode).
+  audio       every audio stream is remuxed packet for packet (byte-identical, no re-encode),
+              unless the output container cannot hold its codec: then it is re-encoded with a
+              notice (AAC, or Opus for .webm; video_audio.py).
   subtitles,  copied when the output container can hold them, else dropped with a warning
   data        (video_plan.py decides, by asking FFmpeg).
+  metadata    container tags (title, creation time, ...) and stream tags (language, handler,
+              title) and dispositions, as far as the output container stores them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Iterator
+from collections.abc import Collection, Generator, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import numpy as np
 from av.video.reformatter import Interpolation
 
-from .errors import UsageError
-from .video_plan import OutputPlan
+from .video_audio import DecodedAudio
 
 log = logging.getLogger("stylecast.video")
 
-_NO_ROTATION_MUXERS = ("mpegts",)  # muxers with no way to store a display matrix
 _INTERLEAVE_SLACK_S = 3.0  # see FrameReader._far_past_end
-IDENTITY_MATRIX = (1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)  # 16.16 and 2.30 fixed point
 
 # Accurate rounding and full-resolution chroma: a BGR -> YUV 4:2:0 -> BGR round trip then loses
 # about 0.8 levels on average instead of 2.2 with swscale's defaults (sharp colour edges smear less).
+# ENCODE_SCALING (video_writer.py) is the same for the way back.
 DECODE_SCALING = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
-ENCODE_SCALING = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INP
-
-# AVColorSpace (frame tag) -> swscale matrix name used for RGB<->YUV. Unlisted -> swscale's default (BT.601).
-_SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
 
 
 @dataclass
@@ -77,6 +75,7 @@ class FrameTags:
     color_trc: int
     colorspace: int
     chroma: str  # "420", "422" or "444": the input's chroma subsampling
+    bits: int = 8  # bits per sample of the input's pixel format (10 for yuv420p10le)
 
     @classmethod
     def of(cls, frame: av.VideoFrame) -> FrameTags:
@@ -84,7 +83,7 @@ class FrameTags:
         values = tuple(int(v) for v in np.frombuffer(bytes(matrix), "<i4")) if matrix is not None else None
         return cls(frame.width, frame.height, values, int(frame.rotation) if values else 0,
                    int(frame.color_range), int(frame.color_primaries), int(frame.color_trc), int(frame.colorspace),
-                   _chroma(frame.format))
+                   _chroma(frame.format), max(c.bits for c in frame.format.components))
 
 
 def _chroma(fmt: av.VideoFormat) -> str:
@@ -97,19 +96,6 @@ def _chroma(fmt: av.VideoFormat) -> str:
     except (AttributeError, ValueError):
         return "420"
     return "444" if (w, h) == (2, 2) else "422" if (w, h) == (1, 2) else "420"
-
-
-def choose_pix_fmt(codec: str, tags: FrameTags) -> str:
-    """The input's chroma subsampling at 8 bits, where ``codec`` supports it; 4:2:0 and 4:2:2 need
-    an even width (and 4:2:0 an even height) in H.264/HEVC, so odd sizes get 4:4:4, never padding."""
-    supported = [f.name for f in (av.Codec(codec, "w").video_formats or [])]
-    want = f"yuv{tags.chroma}p"
-    if tags.width % 2 or (tags.height % 2 and want == "yuv420p"):
-        want = "yuv444p"
-    for name in (want, "yuv444p" if tags.width % 2 or tags.height % 2 else "yuv420p", "yuv420p"):
-        if not supported or name in supported:
-            return name
-    return supported[0]
 
 
 @dataclass
@@ -126,6 +112,7 @@ class ReadStats:
 
     frames: int = 0
     decode_errors: int = 0
+    audio_decode_errors: int = 0  # in re-encoded audio streams
     corrupt_frames: int = 0
     fixed_pts: int = 0
     stopped_early: str | None = None  # why demuxing ended before the end of the file
@@ -160,7 +147,8 @@ class ReadStats:
 
 
 class FrameReader:
-    """Demux the input in file order, yielding DecodedFrame (video) and CopiedPacket (streams in ``copy``).
+    """Demux the input in file order, yielding DecodedFrame (video), CopiedPacket (streams in
+    ``copy``) and DecodedAudio (the audio streams among them in ``reencode``).
 
     ``copy`` maps input stream index -> output stream index. With ``start``/``duration`` (seconds)
     only frames and packets with start <= t < start + duration are kept and their timestamps are
@@ -169,10 +157,12 @@ class FrameReader:
     """
 
     def __init__(self, container: av.container.InputContainer, video: av.video.stream.VideoStream,
-                 copy: dict[int, int], *, start: float | None = None, duration: float | None = None) -> None:
+                 copy: dict[int, int], *, reencode: Collection[int] = (), start: float | None = None,
+                 duration: float | None = None) -> None:
         self.container = container
         self.video = video
         self.copy = copy
+        self.reencode = frozenset(reencode)
         self.start = start or 0.0
         self.end = self.start + duration if duration is not None else None
         self.stats = ReadStats()
@@ -183,7 +173,7 @@ class FrameReader:
         self._tags: FrameTags | None = None
         self.frame_ticks = max(1, round(1 / (rate * video.time_base)))  # the same, in pts units
 
-    def __iter__(self) -> Generator[DecodedFrame | CopiedPacket, None, None]:
+    def __iter__(self) -> Generator[DecodedFrame | CopiedPacket | DecodedAudio, None, None]:
         if self.start > 0:
             # Back to the keyframe before start; frames before start are decoded and dropped.
             self.container.seek(int(self.start / self.video.time_base), stream=self.video, backward=True)
@@ -198,6 +188,13 @@ class FrameReader:
                             video_done = True
                             break
                         yield frame
+            elif index in self.reencode:
+                if index not in copy_done:
+                    for audio in self._decode_audio(packet):
+                        if audio is None:
+                            copy_done.add(index)
+                            break
+                        yield audio
             elif packet.size and index not in copy_done:
                 t = float(packet.pts * packet.time_base) if packet.pts is not None else None
                 if self.end is not None and t is not None and t >= self.end - 1e-9:
@@ -251,6 +248,27 @@ class FrameReader:
             yield DecodedFrame(image, pts, self.stats.frames, self._tags)
             self.stats.frames += 1
 
+    def _decode_audio(self, packet: av.Packet) -> Iterator[DecodedAudio | None]:
+        """The decoded frames of one packet of a re-encoded stream inside the window, shifted by
+        --start; None once a frame is at or past its end. The final empty packet flushes."""
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            self.stats.audio_decode_errors += 1
+            return
+        for frame in frames:
+            if frame.pts is None or frame.time_base is None:  # no time to place it at: the encoder counts on
+                yield DecodedAudio(frame, self.copy[packet.stream.index])
+                continue
+            t = float(frame.pts * frame.time_base)
+            if self.end is not None and t >= self.end - 1e-9:
+                yield None
+                return
+            if self.start and t < self.start - 1e-9:
+                continue
+            frame.pts -= round(self.start / frame.time_base)
+            yield DecodedAudio(frame, self.copy[packet.stream.index])
+
     def _copied(self, packet: av.Packet) -> CopiedPacket:
         if self.start:
             shift = round(self.start / packet.time_base)
@@ -264,99 +282,3 @@ class FrameReader:
         stream that has not reached the end by now (sparse subtitles) never will."""
         return (self.end is not None and packet.pts is not None
                 and float(packet.pts * packet.time_base) > self.end + _INTERLEAVE_SLACK_S)
-
-
-def _sws_matrix(colorspace: int) -> str:
-    return _SWS_MATRIX.get(colorspace, "ITU601")
-
-
-class VideoWriter:
-    """Encode BGR frames and remux copied packets into one output file (use from one thread).
-
-    The video stream is configured from the first frame (its size, display matrix and colour
-    tags); packets that arrive before it are held back, because muxing one would write the
-    header before the video encoder is configured.
-    """
-
-    def __init__(self, plan: OutputPlan, path: Path, video: av.video.stream.VideoStream,
-                 templates: list[av.stream.Stream]) -> None:
-        self.plan = plan
-        self.container = av.open(str(path), "w", format=plan.muxer, container_options=plan.container_options)
-        self.warnings: list[str] = []
-        rate = video.average_rate or video.guessed_rate or Fraction(25)
-        self.stream = self.container.add_stream(plan.codec, rate=rate, options=dict(plan.options))
-        self.stream.codec_context.time_base = video.time_base  # the input's pts are reused as they are
-        self.stream.time_base = video.time_base
-        sar = video.sample_aspect_ratio
-        if sar:
-            self.stream.codec_context.sample_aspect_ratio = sar
-        self.copied: list[av.stream.Stream] = [self.container.add_stream_from_template(t) for t in templates]
-        self._held: list[CopiedPacket] = []
-        self._configured = False
-        self._tags: FrameTags | None = None
-        self.frames = 0
-
-    def _configure(self, tags: FrameTags) -> None:
-        s, cc = self.stream, self.stream.codec_context
-        s.width, s.height = tags.width, tags.height
-        s.pix_fmt = choose_pix_fmt(self.plan.codec, tags)
-        if tags.display_matrix is not None and tags.display_matrix != IDENTITY_MATRIX:
-            if self.plan.muxer in _NO_ROTATION_MUXERS:
-                self.warnings.append(
-                    f"the input is rotated {tags.rotation} degrees but a {self.plan.path.suffix} file cannot store "
-                    "rotation; the output will play unrotated"
-                )
-            else:
-                s.set_display_matrix(list(tags.display_matrix))
-        cc.color_range, cc.color_primaries = tags.color_range, tags.color_primaries
-        cc.color_trc, cc.colorspace = tags.color_trc, tags.colorspace
-        self._tags = tags
-        self._configured = True
-
-    def write_frame(self, image: np.ndarray, pts: int, tags: FrameTags) -> None:
-        """Encode one BGR uint8 [H, W, 3] frame at ``pts`` (input video time base)."""
-        if not self._configured:
-            self._configure(tags)
-            try:
-                self.container.start_encoding()
-            except av.FFmpegError as exc:
-                raise UsageError(
-                    f"{self.plan.path}: cannot encode {tags.width}x{tags.height} video with {self.plan.codec} "
-                    f"into a {self.plan.path.suffix} file ({exc.strerror or exc}); try another --codec"
-                ) from exc
-            for held in self._held:
-                self._mux_copy(held)
-            self._held.clear()
-        t = self._tags or tags
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
-        frame = frame.reformat(format=self.stream.pix_fmt, dst_colorspace=_sws_matrix(t.colorspace),
-                               dst_color_range=t.color_range or None, interpolation=ENCODE_SCALING)
-        frame.color_range, frame.colorspace = t.color_range, t.colorspace
-        frame.color_primaries, frame.color_trc = t.color_primaries, t.color_trc
-        frame.pts = pts
-        frame.time_base = self.stream.codec_context.time_base
-        self.container.mux(self.stream.encode(frame))
-        self.frames += 1
-
-    def write_packet(self, item: CopiedPacket) -> None:
-        if not self._configured:
-            self._held.append(item)
-        else:
-            self._mux_copy(item)
-
-    def _mux_copy(self, item: CopiedPacket) -> None:
-        item.packet.stream = self.copied[item.out_index]
-        self.container.mux(item.packet)
-
-    def finish(self) -> None:
-        """Flush the encoder (delayed frames) and write the trailer."""
-        if self._configured:
-            self.container.mux(self.stream.encode(None))
-        self.container.close()
-
-    def abort(self) -> None:
-        """Close without caring about the file (it is about to be deleted)."""
-        try:
-            self.container.close()
-        except Exception:  # noqa: BLE001 - a half-written file is discarded anyway
-            log.debug("closing the aborted output failed", exc_info=True)

@@ -1,19 +1,22 @@
 """What goes where, decided before any frame is decoded: the output's muxer and encoder, the
-input's video stream, and which other streams are copied.
+input's video stream, and which other streams are copied or (audio) re-encoded.
 
 Every check here is cheap and raises a typed error with one clear sentence, so a command line
-can run them all before it loads a model.
+can run them all before it loads a model. A hardware encoder (--codec h264_nvenc) is opened
+for real here, on a tiny frame: that is the only way to learn that it cannot run.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
 
 from .errors import InputFileError, UsageError
+from .video_audio import AudioTarget, plan_reencode
+from .video_codecs import check_encoder_runs, muxer_takes_codec, usable_encoders
 
 # extension -> (FFmpeg muxer, default video codec)
 CONTAINERS: dict[str, tuple[str, str]] = {
@@ -25,7 +28,10 @@ CONTAINERS: dict[str, tuple[str, str]] = {
     ".ts": ("mpegts", "libx264"),
 }
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
-CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libvpx": (4, 63), "libsvtav1": (0, 63)}
+CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libvpx": (4, 63), "libsvtav1": (0, 63),
+              "h264_nvenc": (1, 51), "hevc_nvenc": (1, 51), "av1_nvenc": (1, 51)}  # nvenc: --crf is -cq, 0 = auto
+# x264's preset names -> NVENC's p1 (fastest) .. p7 (best)
+NVENC_PRESETS = dict(zip(X264_PRESETS, ("p1", "p1", "p2", "p3", "p3", "p4", "p5", "p6", "p7", "p7"), strict=True))
 
 
 @dataclass(frozen=True)
@@ -53,31 +59,42 @@ def plan_output(dst: Path | str, *, codec: str | None = None, crf: int = 18, pre
     try:
         av_codec = av.Codec(codec, "w")
     except (ValueError, av.FFmpegError) as exc:  # UnknownCodecError is a ValueError
-        raise UsageError(f"--codec {codec}: no such video encoder in this FFmpeg build") from exc
+        raise UsageError(f"--codec {codec}: no such video encoder in this FFmpeg build; "
+                         f"for {suffix} use one of {', '.join(usable_encoders(muxer))}") from exc
     if av_codec.type != "video":
-        raise UsageError(f"--codec {codec}: is a {av_codec.type} encoder, not a video encoder")
-    with av.open(io.BytesIO(), "w", format=muxer) as probe:
-        try:
-            probe.add_stream(codec)  # FFmpeg's own answer: raises when the muxer cannot take the codec
-        except (ValueError, av.FFmpegError):
-            raise UsageError(f"{dst}: a {suffix} file cannot hold {codec} video; choose another --codec or extension") from None
+        article = "an" if av_codec.type[0] in "aeiou" else "a"
+        raise UsageError(f"--codec {codec}: is {article} {av_codec.type} encoder, not a video encoder")
+    if not muxer_takes_codec(muxer, codec):  # FFmpeg's own answer
+        raise UsageError(f"{dst}: a {suffix} file cannot hold {codec} video; choose another --codec or extension")
+    options = _encoder_options(codec, crf, preset)
+    check_encoder_runs(codec, options, fallback=default_codec)  # BackendUnavailableError (exit 3)
+    container_options = {"movflags": "+faststart"} if muxer in ("mp4", "mov") else {}
+    return OutputPlan(dst, muxer, codec, options, container_options)
+
+
+def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+    """--crf and --preset in the encoder's own terms; UsageError for values it cannot take."""
     private = {o.name for o in av.CodecContext.create(codec, "w").supported_options.private}
     options: dict[str, str] = {}
     lo, hi = CRF_RANGES.get(codec, (0, 63))
-    if "crf" in private:
+    quality = "crf" if "crf" in private else "cq" if "cq" in private else None
+    if quality is not None:
         if not lo <= crf <= hi:
             raise UsageError(f"--crf {crf}: {codec} takes {lo}..{hi} (lower is better quality)")
-        options["crf"] = str(crf)
+        options[quality] = str(crf)
         if codec.startswith("libvpx"):
             options["b"] = "0"  # constant quality needs the bitrate target off
-    if codec in ("libx264", "libx265"):
+        if quality == "cq":  # NVENC: constant quality is variable bitrate with no bitrate target
+            options.update(rc="vbr", b="0")
+    if codec in ("libx264", "libx265") or codec.endswith("_nvenc"):
         if preset not in X264_PRESETS:
             raise UsageError(f"--preset {preset}: use one of {', '.join(X264_PRESETS)}")
-        options["preset"] = preset
+        options["preset"] = NVENC_PRESETS[preset] if codec.endswith("_nvenc") else preset
     elif "preset" in private and preset.isdigit():  # e.g. libsvtav1 takes a number
         options["preset"] = preset
-    container_options = {"movflags": "+faststart"} if muxer in ("mp4", "mov") else {}
-    return OutputPlan(dst, muxer, codec, options, container_options)
+    if codec == "libx265":
+        options["x265-params"] = "log-level=error"  # x265 prints a banner of its own otherwise
+    return options
 
 
 def open_input(src: Path | str) -> av.container.InputContainer:
@@ -139,27 +156,32 @@ def declared_video_end(container: av.container.InputContainer, stream: av.video.
 
 @dataclass
 class StreamPlan:
-    """Which input streams go to the output unchanged.
+    """Which input streams go to the output besides the video, and how.
 
-    ``templates`` become output streams 1.. (the video is 0); ``copy`` maps an input stream index to
-    its position in ``templates`` for the streams whose packets are remuxed.
+    ``templates`` (input streams, in file order) become output streams 1.. (the video is 0);
+    ``copy`` maps an input stream index to its position in ``templates`` for every stream whose
+    packets are read: remuxed as they are, or, for the audio streams in ``reencode``, decoded
+    and encoded again. ``warnings`` says what was dropped or re-encoded, one line each.
     """
 
     templates: list[av.stream.Stream]
     copy: dict[int, int]
-    audio: int
+    audio: int  # audio streams copied as they are
     warnings: list[str]
+    reencode: dict[int, AudioTarget] = field(default_factory=dict)
 
 
 def plan_streams(container: av.container.InputContainer, video: av.video.stream.VideoStream,
                  plan: OutputPlan, src: Path | str) -> StreamPlan:
-    """Decide stream by stream what is copied; UsageError when an audio stream cannot be kept.
+    """Decide stream by stream what is copied, re-encoded (audio the output cannot hold) or
+    dropped (other streams it cannot hold); UsageError when an audio stream cannot be kept.
 
     Whether a muxer takes a codec is asked of FFmpeg itself, by adding the stream to an
     in-memory output of the same format.
     """
     templates: list[av.stream.Stream] = []
     copy: dict[int, int] = {}
+    reencode: dict[int, AudioTarget] = {}
     warnings: list[str] = []
     audio = 0
     suffix = plan.path.suffix.lower()
@@ -172,18 +194,19 @@ def plan_streams(container: av.container.InputContainer, video: av.video.stream.
             warnings.append(f"video stream #{stream.index}{name} dropped: only the first video stream is stylised")
             continue
         if not _muxer_takes(plan.muxer, stream):
-            if kind == "audio":
-                raise UsageError(
-                    f"{src}: audio stream #{stream.index}{name} cannot be stored in a {suffix} file "
-                    "without re-encoding; choose .mkv (which holds almost any audio)"
-                )
-            warnings.append(f"{kind} stream #{stream.index}{name} dropped: a {suffix} file cannot hold it")
-            continue
+            if kind != "audio":
+                warnings.append(f"{kind} stream #{stream.index}{name} dropped: a {suffix} file cannot hold it")
+                continue
+            try:
+                reencode[stream.index] = plan_reencode(stream, plan.muxer, suffix)
+            except UsageError as exc:
+                raise UsageError(f"{src}: {exc}") from None
+            warnings.append(reencode[stream.index].notice)
         if kind != "attachment":  # attachments have no packets: their data travels with the stream
             copy[stream.index] = len(templates)
         templates.append(stream)
-        audio += kind == "audio"
-    return StreamPlan(templates, copy, audio, warnings)
+        audio += kind == "audio" and stream.index not in reencode
+    return StreamPlan(templates, copy, audio, warnings, reencode)
 
 
 def _muxer_takes(muxer: str, stream: av.stream.Stream) -> bool:
@@ -201,4 +224,4 @@ def _muxer_takes(muxer: str, stream: av.stream.Stream) -> bool:
 def _codec_name(stream: av.stream.Stream) -> str:
     """" (aac)" for messages; empty for streams FFmpeg has no decoder for (e.g. KLV data)."""
     cc = stream.codec_context
-    return f" ({cc.name})" if cc is not None else ""
+    return f" ({cc.codec.canonical_name})" if cc is not None else ""  # "mp3", not the decoder's "mp3float"

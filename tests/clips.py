@@ -67,11 +67,13 @@ def _samples(fmt: str, wave: np.ndarray) -> np.ndarray:
 
 
 def _write_audio(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, seconds: float,
-                 hz: float) -> None:
+                 hz: float, hole: tuple[float, float] | None = None) -> None:
     cc = stream.codec_context
     rate, size, fmt = cc.sample_rate, cc.frame_size or 1024, cc.format.name
     total = int(seconds * rate)
     for t in range(0, total, size):
+        if hole and hole[0] * rate <= t < hole[1] * rate:
+            continue  # no packets here: a gap in the stream's timeline
         wave = 0.3 * np.sin(2 * np.pi * hz * np.arange(t, t + size) / rate)
         frame = av.AudioFrame.from_ndarray(_samples(fmt, wave)[None], format=fmt, layout="mono")
         frame.sample_rate = rate
@@ -95,11 +97,17 @@ def make_clip(
     muxer: str | None = None,
     pix_fmt: str | None = None,
     data: bool = False,
+    metadata: dict[str, str] | None = None,
+    audio_tags: dict[str, str] | None = None,
+    audio_hole: tuple[float, float] | None = None,
 ) -> Clip:
     """Write a clip and describe it. ``audio`` lists encoders, one stream each (tones 440, 660, .. Hz);
-    ``subtitles`` adds three SubRip captions, ``data`` a KLV metadata packet per frame (MPEG-TS)."""
+    ``subtitles`` adds three SubRip captions, ``data`` a KLV metadata packet per frame (MPEG-TS).
+    ``metadata`` are container tags, ``audio_tags`` tags of every audio stream (e.g. language);
+    ``audio_hole`` (seconds from, to) leaves a gap in the audio (a frame-sized codec such as pcm)."""
     width, height = size
     out = av.open(str(path), "w", format=muxer)
+    out.metadata.update(metadata or {})
     video = out.add_stream(codec, rate=rate)
     video.width, video.height = width, height
     video.pix_fmt = pix_fmt or ("yuv444p" if (width % 2 or height % 2) else "yuv420p")
@@ -122,12 +130,13 @@ def make_clip(
     for codec_name in audio:
         stream = out.add_stream(codec_name, rate=AUDIO_RATES.get(codec_name, 16000))
         stream.layout = "mono"
+        stream.metadata.update(audio_tags or {})
         audio_streams.append(stream)
     subs = out.add_mux_stream("subrip") if subtitles else None
     klv = out.add_data_stream("klv") if data else None
     seconds = times[-1] + (times[-1] - times[-2] if frames > 1 else 1 / rate)
     for k, stream in enumerate(audio_streams):
-        _write_audio(out, stream, seconds, 440 + 220 * k)
+        _write_audio(out, stream, seconds, 440 + 220 * k, audio_hole)
     for i, tick in enumerate(ticks):
         frame = av.VideoFrame.from_ndarray(picture(i, width, height), format="bgr24")
         frame = frame.reformat(format=video.pix_fmt, dst_colorspace="ITU709" if tags.get("colorspace") == 1 else None,
@@ -210,3 +219,27 @@ def stream_packets(path: Path, kind: str = "audio") -> list[list[tuple[float | N
                 t = float(packet.pts * packet.time_base) if packet.pts is not None else None
                 out[where[packet.stream.index]].append((t, bytes(packet)))
     return out
+
+
+def decode_audio(path: Path, index: int = 0) -> tuple[float, int, np.ndarray]:
+    """Audio stream ``index`` decoded from the start: (time of its first sample in seconds, sample
+    rate, mono float samples). A fresh open per stream: seeking would skip packets before 0."""
+    with av.open(str(path)) as c:
+        stream = c.streams.audio[index]
+        first, rate, chunks = None, 0, []
+        for frame in c.decode(stream):
+            first = float(frame.pts * frame.time_base) if first is None else first
+            rate = frame.sample_rate
+            chunks.append(frame.to_ndarray().astype(np.float64).reshape(len(frame.layout.channels), -1)[0])
+    if first is None:
+        raise AssertionError(f"{path}: audio stream {index} decodes to nothing")
+    samples = np.concatenate(chunks)
+    if np.abs(samples).max() > 2:  # integer samples
+        samples = samples / 32768
+    return first, rate, samples
+
+
+def tone_hz(samples: np.ndarray, rate: int) -> float:
+    """The strongest frequency in ``samples``, in Hz."""
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.argmax(spectrum) * rate / len(samples))

@@ -17,6 +17,7 @@ import pytest
 from clips import corrupt, make_audio_only, make_clip, make_unknown_codec, truncate, video_frames
 from stylecast.realtime.cli_video import main
 from stylecast.realtime.video import transcode
+from stylecast.realtime.video_codecs import trial_encode
 
 
 def identity(image: np.ndarray) -> np.ndarray:
@@ -99,7 +100,7 @@ def test_bad_input_is_one_error_line_exit_2_and_leaves_nothing(
     [
         (["--crf", "99"], "--crf 99"),
         (["--preset", "warp"], "--preset warp"),
-        (["--codec", "nosuchcodec"], "no such video encoder"),
+        (["--codec", "nosuchcodec"], "no such video encoder in this FFmpeg build; for .mp4 use one of libx264, "),
         (["--codec", "aac"], "not a video encoder"),
         (["--start", "9"], "past the end"),
         (["--duration", "0"], "--duration"),
@@ -112,11 +113,26 @@ def test_bad_options_are_refused_before_any_work(tmp_path: Path, capsys: pytest.
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(("codec", "ext", "fallback"), [
+    ("h264_nvenc", ".mp4", "libx264"), ("hevc_nvenc", ".mkv", "libx264"), ("av1_nvenc", ".webm", "libvpx-vp9"),
+])
+def test_nvenc_without_an_nvidia_gpu_is_exit_3_before_the_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], good_mp4: Path, codec: str, ext: str, fallback: str
+) -> None:
+    if trial_encode(codec, "yuv420p") is None:
+        pytest.skip(f"{codec} opens on this machine: it has an NVIDIA GPU")
+    # No --model: were the model looked for first, this would be exit 2 (no model), not 3.
+    code, err = run_cli(capsys, str(good_mp4), str(tmp_path / f"out{ext}"), "--codec", codec)
+    assert code == 3, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --codec {codec}: the encoder cannot be opened here"), err
+    assert "NVIDIA GPU" in lines[0] and f"use --codec {fallback}" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_output_problems_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], good_mp4: Path) -> None:
     code, err = run_cli(capsys, str(good_mp4), str(tmp_path / "out.avi"))
     assert_one_error(code, err, "unsupported video extension")
-    code, err = run_cli(capsys, str(good_mp4), str(tmp_path / "out.webm"))  # AAC cannot go in WebM
-    assert_one_error(code, err, "audio stream #1 (aac)", ".mkv")
     code, err = run_cli(capsys, str(good_mp4), str(tmp_path / "no" / "such" / "folder.mp4"))
     assert_one_error(code, err, "does not exist")
     existing = tmp_path / "exists.mp4"
