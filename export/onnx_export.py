@@ -2,7 +2,9 @@
 
 ``export_model_folder`` writes a whole model folder into a temporary folder, runs every graph
 in ONNX Runtime on the CPU against the fp32 PyTorch network at two sizes (one odd), and only
-then moves it into place: a graph that fails parity leaves nothing behind.
+then moves it into place: a graph that fails parity leaves nothing behind. A checkpoint that
+holds a style predictor (``nst-train-predictor``) gets its graph too (``predictor.onnx``, see
+the contract), checked against PyTorch in the same way.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from stylecast.realtime.errors import ParityError
 from stylecast.realtime.model_folder import load_model_folder, write_manifest, write_styles
 
 from .checkpoint import Checkpoint
+from .predictor import StylePredictor, load_predictor
 from .provenance import environment
 from .transformer import StyleNetwork
 
@@ -37,6 +40,12 @@ TOLERANCE = {"fp32": 1, "fp16": 2}
 
 PARITY_SIZES = ((64, 64), (37, 53))
 """(H, W) pairs the parity check runs; one is odd on both sides."""
+
+PREDICTOR_TOLERANCE = 1e-3
+"""Largest allowed |ONNX Runtime - PyTorch| in a predicted style vector (values are O(1))."""
+
+PREDICTOR_PARITY_SIZES = ((64, 64), (97, 131))
+"""(H, W) of the images the predictor's parity check runs: the smallest allowed, and an odd one."""
 
 
 class ContractWrapper(nn.Module):
@@ -71,14 +80,8 @@ def _name_output_dims(model: Any) -> None:
         dst.dim_param = src.dim_param or ("H" if i == 1 else "W")
 
 
-def export_graph(net: StyleNetwork, path: Path, *, half: bool, metadata: dict[str, str]) -> Path:
-    """Export ``net`` to one self-contained ONNX file at ``path`` with ``metadata`` in metadata_props."""
-    import onnx
-
-    wrapper = ContractWrapper(net, half=half)
-    frame = torch.zeros(1, 64, 48, 3, dtype=torch.uint8)
-    style = torch.zeros(1, net.style_dim, dtype=torch.float32)
-    dims = {1: torch.export.Dim("H", min=C.MIN_SIDE), 2: torch.export.Dim("W", min=C.MIN_SIDE)}
+def _to_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str], outputs: list[str], dynamic_shapes: Any) -> Any:
+    """``module`` exported with the dynamo exporter, quietly; returns the ModelProto."""
     noise = io.StringIO()
     # The exporter prints progress to stdout and warns about torchvision operators we never use.
     quiet_loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnx_ir", "onnxscript")]
@@ -88,20 +91,25 @@ def export_graph(net: StyleNetwork, path: Path, *, half: bool, metadata: dict[st
     with warnings.catch_warnings(), contextlib.redirect_stdout(noise):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            wrapper,
-            (frame, style),
+            module,
+            args,
             None,
-            input_names=[C.INPUT_FRAME, C.INPUT_STYLE],
-            output_names=[C.OUTPUT_STYLIZED],
-            dynamic_shapes={"frame": dims, "style": None},
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_shapes=dynamic_shapes,
             dynamo=True,
             verbose=False,
         )
     for lg, level in zip(quiet_loggers, levels):
         lg.setLevel(level)
     log.debug(noise.getvalue())
-    model = program.model_proto
-    _name_output_dims(model)
+    return program.model_proto
+
+
+def _save(model: Any, path: Path, metadata: dict[str, str]) -> Path:
+    """Write ``model`` with ``metadata`` as its metadata_props, as one self-contained file."""
+    import onnx
+
     del model.metadata_props[:]
     for key, value in metadata.items():
         entry = model.metadata_props.add()
@@ -109,6 +117,76 @@ def export_graph(net: StyleNetwork, path: Path, *, half: bool, metadata: dict[st
     onnx.checker.check_model(model)
     onnx.save_model(model, str(path), save_as_external_data=False)
     return path
+
+
+def export_graph(net: StyleNetwork, path: Path, *, half: bool, metadata: dict[str, str]) -> Path:
+    """Export ``net`` to one self-contained ONNX file at ``path`` with ``metadata`` in metadata_props."""
+    wrapper = ContractWrapper(net, half=half)
+    frame = torch.zeros(1, 64, 48, 3, dtype=torch.uint8)
+    style = torch.zeros(1, net.style_dim, dtype=torch.float32)
+    dims = {1: torch.export.Dim("H", min=C.MIN_SIDE), 2: torch.export.Dim("W", min=C.MIN_SIDE)}
+    model = _to_onnx(wrapper, (frame, style), [C.INPUT_FRAME, C.INPUT_STYLE], [C.OUTPUT_STYLIZED], {"frame": dims, "style": None})
+    _name_output_dims(model)
+    return _save(model, path, metadata)
+
+
+class PredictorWrapper(nn.Module):
+    """Wraps a style predictor into its contract: ``style_image`` uint8 BGR [1, H, W, 3] in,
+    ``style`` float32 [1, S] out."""
+
+    def __init__(self, predictor: StylePredictor) -> None:
+        super().__init__()
+        self.predictor = copy.deepcopy(predictor).float().eval()
+
+    def forward(self, style_image: torch.Tensor) -> torch.Tensor:
+        x = style_image.permute(0, 3, 1, 2).float().flip(1) / 255.0  # NHWC BGR uint8 -> NCHW RGB [0, 1]
+        return self.predictor(x)
+
+
+def export_predictor_graph(predictor: StylePredictor, path: Path, *, metadata: dict[str, str]) -> Path:
+    """Export ``predictor`` to one self-contained ONNX file (the predictor contract) at ``path``."""
+    image = torch.zeros(1, 96, 80, 3, dtype=torch.uint8)
+    dims = {1: torch.export.Dim("H", min=C.PREDICTOR_MIN_SIDE), 2: torch.export.Dim("W", min=C.PREDICTOR_MIN_SIDE)}
+    model = _to_onnx(PredictorWrapper(predictor), (image,), [C.INPUT_STYLE_IMAGE], [C.OUTPUT_STYLE], {"style_image": dims})
+    return _save(model, path, metadata)
+
+
+def predictor_parity_check(predictor: StylePredictor, graph: Path, seed: int = 0) -> float:
+    """Largest |ONNX Runtime - PyTorch| of the predicted vector over PREDICTOR_PARITY_SIZES."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
+    reference = PredictorWrapper(predictor)
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for h, w in PREDICTOR_PARITY_SIZES:
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([np.sin(xx / 5.0), np.cos(yy / 7.0), np.sin((xx + yy) / 3.0)], axis=-1) * 100 + 128
+        image = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)[None]
+        got = session.run(None, {C.INPUT_STYLE_IMAGE: image})[0]
+        with torch.no_grad():
+            want = reference(torch.from_numpy(image)).numpy()
+        if got.shape != want.shape or got.dtype != np.float32:
+            raise ParityError(f"{graph.name}: output {got.dtype} {got.shape}, expected float32 {want.shape}")
+        worst = max(worst, float(np.abs(got - want).max()))
+    return worst
+
+
+def _export_predictor(predictor: StylePredictor, path: Path, meta_common: dict[str, str], outdir: Path) -> float:
+    log.info("exporting the style-prediction graph...")
+    meta = {**meta_common, C.META_PRECISION: "fp32", C.META_ARCHITECTURE: "predictor-vgg-stats",
+            C.META_PREDICTOR_SIDE: str(predictor.side)}
+    export_predictor_graph(predictor, path, metadata=meta)
+    diff = predictor_parity_check(predictor, path)
+    ok = diff <= PREDICTOR_TOLERANCE
+    log.info("parity predictor: max difference from PyTorch %.2g at sizes %s (allowed %g): %s", diff,
+             ", ".join(f"{w}x{h}" for h, w in PREDICTOR_PARITY_SIZES), PREDICTOR_TOLERANCE, "ok" if ok else "FAILED")
+    if not ok:
+        raise ParityError(f"{path.name}: ONNX Runtime differs from PyTorch by {diff:.3g} (allowed {PREDICTOR_TOLERANCE:g}); "
+                          f"nothing was written to {outdir}")
+    return diff
 
 
 def parity_check(net: StyleNetwork, graph: Path, styles: torch.Tensor, seed: int = 0) -> int:
@@ -141,11 +219,17 @@ def parity_check(net: StyleNetwork, graph: Path, styles: torch.Tensor, seed: int
 class ExportReport:
     folder: Path
     max_diff: dict[str, int]  # precision -> grey levels
+    predictor_diff: float | None = None  # max |difference| of the predicted vector, when exported
 
 
-def export_model_folder(checkpoint: Checkpoint, outdir: Path | str, *, fp16: bool, overwrite: bool) -> ExportReport:
-    """Write a model folder for ``checkpoint`` at ``outdir``; nothing is left there if parity fails."""
+def export_model_folder(
+    checkpoint: Checkpoint, outdir: Path | str, *, fp16: bool, overwrite: bool, predictor: bool = True
+) -> ExportReport:
+    """Write a model folder for ``checkpoint`` at ``outdir``; nothing is left there if parity fails.
+
+    ``predictor``: also export the checkpoint's style predictor, when it holds one."""
     net, styles = checkpoint.net.float().eval(), checkpoint.styles.float()
+    style_predictor = load_predictor(checkpoint) if predictor else None
     provenance = {
         "training": {k: v for k, v in checkpoint.info.items() if k not in ("format", "version", "tensors_sha256")},
         "export": environment(),
@@ -174,6 +258,9 @@ def export_model_folder(checkpoint: Checkpoint, outdir: Path | str, *, fp16: boo
                     f"{name}: ONNX Runtime differs from PyTorch by {diffs[precision]} grey levels "
                     f"(allowed {TOLERANCE[precision]}); nothing was written to {outdir}"
                 )
+        predictor_diff = None
+        if style_predictor is not None:
+            predictor_diff = _export_predictor(style_predictor, tmp / C.PREDICTOR_GRAPH, meta_common, outdir)
         write_styles(tmp, checkpoint.style_names, styles.numpy())
         write_manifest(
             tmp,
@@ -182,6 +269,7 @@ def export_model_folder(checkpoint: Checkpoint, outdir: Path | str, *, fp16: boo
             graphs=precisions,
             architecture=net.arch_name,
             provenance=provenance,
+            predictor=C.PREDICTOR_GRAPH if style_predictor is not None else None,
         )
         load_model_folder(tmp)  # the folder must pass the runtime's own checks before it is moved into place
-    return ExportReport(folder=outdir, max_diff=diffs)
+    return ExportReport(folder=outdir, max_diff=diffs, predictor_diff=predictor_diff)

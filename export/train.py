@@ -354,9 +354,13 @@ def add_style(
     device: str = "auto",
     resume: bool = False,
     progress: bool | None = None,
+    init_vector: torch.Tensor | None = None,
 ) -> Path:
     """Learn one new style vector for the frozen network of checkpoint ``base``; write the
-    checkpoint with the style appended to ``out``. Every other tensor stays bit-identical."""
+    checkpoint with the style appended to ``out``. Every other tensor stays bit-identical.
+
+    ``init_vector`` float [S]: where the new vector starts (e.g. the style predictor's guess);
+    default the mean of the existing styles."""
     out = Path(out)
     dev = resolve_device(device)
     previous = _check_out(out, resume)
@@ -383,8 +387,12 @@ def add_style(
     if previous is not None:
         frozen, start = source.styles[:-1].clone(), source.styles[-1:].clone()
     else:
-        # Start from the average style: closer to any real style than the identity.
+        # Start from the given vector, else the average style: closer to any real style than the identity.
         frozen, start = source.styles.clone(), source.styles.mean(0, keepdim=True)
+        if init_vector is not None:
+            if init_vector.numel() != source.net.style_dim:
+                raise UsageError(f"the initial style vector has {init_vector.numel()} values; the network takes {source.net.style_dim}")
+            start = init_vector.detach().float().cpu().reshape(1, -1).clone()  # never train the caller's tensor
     new = torch.nn.Parameter(start.to(dev))
     opt = torch.optim.Adam([new], lr=settings.lr)
     names = list(source.style_names) if previous is not None else [*source.style_names, style.label]

@@ -1,9 +1,9 @@
 """``nst-image``: stylise one image.
 
 STYLE is an image file: the classic Gatys et al. optimisation (PyTorch, imported only then).
-A later mode will take STYLE as the name of a style in an exported model (ONNX Runtime, no
-PyTorch); it slots into ``_body`` as one more branch. This module must not import torch at
-import time.
+STYLE is the name of a style in an exported model, or ``--style-image PAINTING`` replaces
+STYLE (``nst-image IN OUT --style-image PAINTING``): the exported network in ONNX Runtime, no
+PyTorch. This module must not import torch at import time.
 """
 
 from __future__ import annotations
@@ -38,6 +38,11 @@ With STYLE the name (or index) of a style of a model folder (--model; default th
 model), the exported network runs in ONNX Runtime: instant, no PyTorch needed. CONTENT may
 then be a folder of images, and OUT a folder. --list-styles shows the names.
 
+With --style-image PAINTING in place of STYLE (nst-image CONTENT OUT --style-image PAINTING),
+the model's style-prediction network turns PAINTING into a style vector (once, well under a
+second) and the network runs with it: any picture as a style, instant, no PyTorch, no
+training. The model folder must have the prediction network (nst-train-predictor).
+
 With STYLE an image file this runs the classic method of Gatys, Ecker & Bethge (2016):
 the output picture itself is optimised (L-BFGS by default) until its VGG-19 features
 match the content image and its feature correlations (Gram matrices) match the style
@@ -62,6 +67,8 @@ examples:
   nst-image photo.jpg starry out.jpg                 # a style of the model: instant, no PyTorch
   nst-image photos/ wave styled/ --max-side 1024      # a folder in, a folder out
   nst-image photo.jpg mix out.jpg --mix starry=0.7 wave=0.3
+  nst-image photo.jpg out.jpg --style-image my_painting.jpg     # any picture, instant (prediction network)
+  nst-image photo.jpg mix out.jpg --mix starry=0.5 image:my_painting.jpg=0.5
   nst-image demo:scene demo:swirls out.png --size 256 --steps 100 --vgg VGG_FILE   # Gatys, built-in pictures
   nst-image photo.jpg starry.jpg out.png --vgg ~/models/vgg19-dcbb9e9d.pth
   NST_VGG=vgg19_normalised_to_conv3_1.safetensors nst-image photo.jpg wave.jpg out.jpg --size 256
@@ -75,11 +82,13 @@ NEEDS_TORCH = "the Gatys method needs PyTorch: pip install 'stylecast[train]'"
 
 def make_image_parser() -> argparse.ArgumentParser:
     p = make_parser("nst-image", DESCRIPTION, EPILOG)
+    p.usage = "%(prog)s [options] CONTENT STYLE OUT\n       %(prog)s [options] CONTENT OUT --style-image PAINTING"
     p.add_argument("content", metavar="CONTENT", help="the photo to stylise (any image OpenCV reads), or demo:scene "
                    "(built in); with a style NAME also a folder of images")
     p.add_argument("style_arg", metavar="STYLE", help="a style image (a painting) or demo:swirls (built in): the Gatys "
                    "method; or the NAME or index of a style of the model (--model): the exported network, instant")
-    p.add_argument("out", metavar="OUT", help=f"output image ({', '.join(IMAGE_SUFFIXES)}), or a folder when CONTENT is one")
+    p.add_argument("out", metavar="OUT", nargs="?", help=f"output image ({', '.join(IMAGE_SUFFIXES)}), or a folder when CONTENT "
+                   "is one")
     p.add_argument("--vgg", metavar="PATH", help="VGG weights (.pth/.safetensors), or download:vgg19 / download:vgg16; "
                    "default: $NST_VGG")
     p.add_argument("--size", type=int, default=512, help="longer side of the output in px (default 512)")
@@ -107,6 +116,14 @@ def _read_input(arg: str, what: str) -> "np.ndarray":
 
 
 def _body(args: argparse.Namespace) -> int:
+    if args.out is None:  # two positionals: CONTENT OUT, the style given by --style-image
+        if args.style_image is None:
+            raise UsageError("OUT is missing: nst-image CONTENT STYLE OUT, or nst-image CONTENT OUT --style-image PAINTING")
+        args.out, args.style_arg = args.style_arg, None
+        return _run_network(args)
+    if args.style_image is not None and not (args.mix and args.style_arg == "mix"):  # with --mix: the shared message
+        raise UsageError(f"STYLE ({args.style_arg}) and --style-image both give the style; "
+                         "write nst-image CONTENT OUT --style-image PAINTING")
     style = Path(args.style_arg)
     if args.style_arg in DEMO_IMAGES or style.is_file():
         if args.style is not None or args.mix:
@@ -125,7 +142,7 @@ def _run_network(args: argparse.Namespace) -> int:
         raise UsageError("with --mix, write mix as STYLE: nst-image IN mix OUT --mix starry=0.5 wave=0.5")
     if args.style is not None:
         raise UsageError("STYLE already names the style; --style is for nst-video and nst-live")
-    args.style = None if args.mix else args.style_arg
+    args.style = None if args.mix or args.style_arg is None else args.style_arg
     out = Path(args.out)
     if args.content in DEMO_IMAGES:
         check_output_path(out, overwrite=args.overwrite)
@@ -137,7 +154,7 @@ def _run_network(args: argparse.Namespace) -> int:
     check_stills(Path(args.content), out, overwrite=args.overwrite)  # before the session start-up
     with engine_from_args(args) as engine:
         written = stylize_stills(engine, Path(args.content), out, overwrite=args.overwrite)
-    log.info("wrote %d image(s) with style %s on %s", len(written), args.style, engine.provider)
+    log.info("wrote %d image(s) with style %s on %s", len(written), args.style_image or engine.style_label, engine.provider)
     return 0
 
 

@@ -1,7 +1,7 @@
 """The command-line options that nst-video, nst-live, nst-image and nst-bench share, written once.
 
     parser = make_parser("nst-video", "...")
-    add_model_options(parser)          # --model --style --list-styles --mix --strength --device --max-side
+    add_model_options(parser)          # --model --style --style-image --list-styles --mix --strength --device --max-side
     add_temporal_option(parser)        # --temporal
     ...
     def body(args):
@@ -13,6 +13,12 @@
 Values argparse can check alone (a device name, a size) fail at parse time; the rest
 (--strength, --mix, --style with --mix) raise UsageError with the messages below, before
 any model is loaded.
+
+A picture as the style: ``--style-image PATH`` runs the model's style-prediction network
+(``style_images.py``) once on PATH and uses the vector it gives. It stands alone (not with
+--style or --mix); to mix a picture's style with others, name it ``image:PATH`` in --mix:
+``--mix starry=0.6 image:my_painting.jpg=0.4``. Pictures are predicted before the
+stylisation session starts, so a missing or too small file costs no start-up time.
 """
 
 from __future__ import annotations
@@ -21,10 +27,14 @@ import argparse
 import math
 from pathlib import Path
 
+import numpy as np
+
 from . import contract as C
 from .engine import StyleEngine, load_model
 from .errors import UsageError
+from .model_folder import ModelFolder
 from .providers import DEVICE_HELP, parse_device
+from .style_images import PredictorSession, image_keys, mix_vectors
 
 
 def _device(text: str) -> str:
@@ -79,8 +89,14 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--style", metavar="NAME|INDEX", default=None, help="style by name or 0-based index (default: the model's first)")
     group.add_argument("--list-styles", action="store_true", help="print the model's styles with their index and exit")
     group.add_argument(
+        "--style-image", metavar="PATH", default=None,
+        help="take the style from a picture (a painting, a texture; at least 64 px a side): the model's "
+        "style-prediction network turns it into a style vector once, in well under a second",
+    )
+    group.add_argument(
         "--mix", nargs="+", metavar="NAME=W", default=None,
-        help="interpolate styles, e.g. --mix starry=0.7 wave=0.3 (weights >= 0, normalised to sum 1)",
+        help="interpolate styles, e.g. --mix starry=0.7 wave=0.3 (weights >= 0, normalised to sum 1); "
+        "image:PATH=W mixes in the predicted style of a picture",
     )
     group.add_argument(
         "--strength", type=float, default=1.0, metavar="X",
@@ -137,15 +153,22 @@ def engine_from_args(args: argparse.Namespace) -> StyleEngine:
     """
     strength = _check_strength(args.strength)
     mix = parse_mix(args.mix) if args.mix else None
+    style_image = getattr(args, "style_image", None)
     if mix and args.style is not None:
         raise UsageError("--style and --mix cannot be used together (one style is --mix NAME=1)")
+    if style_image is not None and (mix or args.style is not None):
+        raise UsageError("--style-image is a style on its own; to mix a picture with other styles write --mix image:PATH=W NAME=W")
     parse_device(args.device)
     model = load_model(args.model)
-    for key in [*(mix or {}), *([args.style] if args.style is not None else [])]:
+    pictures = image_keys(mix or {})
+    for key in [*(k for k in mix or {} if k not in pictures), *([args.style] if args.style is not None else [])]:
         model.style_index(key)
+    vector = _predicted_style(model, style_image, mix or {}) if style_image is not None or pictures else None
     engine = StyleEngine(model, device=args.device, max_side=args.max_side)
     try:
-        if mix:
+        if vector is not None:
+            engine.set_style_vector(vector)
+        elif mix:
             engine.set_mix(mix)
         elif args.style is not None:
             engine.set_style(args.style)
@@ -154,6 +177,15 @@ def engine_from_args(args: argparse.Namespace) -> StyleEngine:
         engine.close()
         raise
     return engine
+
+
+def _predicted_style(model: ModelFolder, style_image: str | None, mix: dict[str, float]) -> np.ndarray:
+    """The vector of --style-image, or of a --mix with image:PATH keys (float32 [S])."""
+    with PredictorSession(model) as predictor:
+        if style_image is not None:
+            return predictor.predict_file(style_image)
+        pictures = {key: predictor.predict_file(path) for key, path in image_keys(mix).items()}
+    return mix_vectors(model, mix, pictures)
 
 
 def list_styles(args: argparse.Namespace) -> bool:

@@ -25,6 +25,18 @@ Model folder (written by ``nst-export``, read by the runtime)
   model.fp16.onnx    the fp16 graph (optional)
   styles.npz         ``names`` (unicode [N]) and ``vectors`` (float32 [N, S]);
                      loadable with ``allow_pickle=False``
+  predictor.onnx     optional: the style-prediction graph below; listed in manifest.json
+                     under ``predictor`` and hashed like every other file
+
+Style-prediction graph (optional, same contract version)
+  Input   ``style_image`` uint8   [1, H, W, 3]  BGR, 0..255, any H and W >= 64
+  Output  ``style``       float32 [1, S]        a style vector for this folder's network
+                                                (S equal to the manifest's style_dim)
+It turns any picture (a painting, a texture) into a style vector in one pass (Ghiasi et
+al. 2017, with VGG feature statistics in place of Inception). The graph holds its own
+truncated VGG, so it needs nothing else. Its metadata_props carry the keys above plus
+``stylecast.predictor.side``: the shorter side, in px, the network learned at; the runtime
+scales every image to it before the graph sees it (the graph itself takes any size).
 """
 
 from __future__ import annotations
@@ -52,6 +64,14 @@ MANIFEST_FORMAT = "stylecast-model"
 GRAPH_FP32 = "model.onnx"
 GRAPH_FP16 = "model.fp16.onnx"
 STYLES_NAME = "styles.npz"
+PREDICTOR_GRAPH = "predictor.onnx"
+
+# style-prediction graph
+INPUT_STYLE_IMAGE = "style_image"
+OUTPUT_STYLE = "style"
+PREDICTOR_MIN_SIDE = 64
+"""Smallest height or width of a style image (the graph's feature pyramid needs it)."""
+META_PREDICTOR_SIDE = "stylecast.predictor.side"
 
 MAX_GRAPH_BYTES = 512 * 1024 * 1024
 """Upper bound on one graph file; a style network is a few MB."""

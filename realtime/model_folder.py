@@ -4,6 +4,8 @@ The layout and the tensor contract are defined in ``contract.py``. Loading check
 ONNX Runtime session exists: the manifest is present and well formed, every listed file's
 sha256 matches, each graph is one self-contained file under the size cap with exactly the
 contract's inputs and outputs, and the contract version is one this runtime supports.
+An optional style-prediction graph (``predictor`` in the manifest) is checked against its
+own contract (see ``contract.py``) in the same way.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class ModelFolder:
     style_names: tuple[str, ...]
     style_vectors: np.ndarray  # float32 [N, S]
     graphs: dict[str, Path]  # precision ("fp32", "fp16") -> graph file
+    predictor: Path | None = None  # the style-prediction graph, when the folder has one
 
     @property
     def style_dim(self) -> int:
@@ -80,8 +83,11 @@ def write_manifest(
     graphs: dict[str, str],
     architecture: str,
     provenance: dict[str, Any],
+    predictor: str | None = None,
 ) -> Path:
-    """Write ``manifest.json`` listing every file in ``folder`` with its sha256 and size."""
+    """Write ``manifest.json`` listing every file in ``folder`` with its sha256 and size.
+
+    ``predictor``: the file name of the style-prediction graph, if the folder has one."""
     files = {
         p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
         for p in sorted(folder.iterdir())
@@ -95,6 +101,7 @@ def write_manifest(
         "styles": list(style_names),
         "style_vectors": C.STYLES_NAME,
         "graphs": graphs,
+        **({"predictor": predictor} if predictor is not None else {}),
         "provenance": provenance,
         "files": files,
     }
@@ -136,6 +143,8 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
 def _verify_hashes(folder: Path, manifest: dict[str, Any]) -> None:
     listed = manifest["files"]
     needed = set(manifest["graphs"].values()) | {manifest.get("style_vectors", C.STYLES_NAME)}
+    if isinstance(manifest.get("predictor"), str):
+        needed.add(manifest["predictor"])
     for name in sorted(needed - set(listed)):
         raise _fail(folder / C.MANIFEST_NAME, f"{name} is used but has no sha256 entry")
     for name, entry in sorted(listed.items()):
@@ -169,8 +178,8 @@ def _load_styles(path: Path, manifest: dict[str, Any]) -> tuple[tuple[str, ...],
     return names, vectors
 
 
-def validate_graph(path: Path, style_dim: int) -> dict[str, str]:
-    """Check one graph against the contract without creating a session; return its metadata."""
+def _load_graph(path: Path) -> Any:
+    """The ONNX model at ``path`` (no external data), after the file checks every graph gets."""
     import onnx  # imported here: only loading a model needs it
 
     if not path.is_file():
@@ -185,34 +194,73 @@ def validate_graph(path: Path, style_dim: int) -> dict[str, str]:
     for init in model.graph.initializer:
         if init.data_location == onnx.TensorProto.EXTERNAL:
             raise _fail(path, f"uses external data (tensor {init.name!r}); graphs must be one self-contained file")
+    return model
+
+
+def _graph_io(model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     init_names = {i.name for i in model.graph.initializer}
     inputs = {v.name: v for v in model.graph.input if v.name not in init_names}
-    outputs = {v.name: v for v in model.graph.output}
-    if set(inputs) != {C.INPUT_FRAME, C.INPUT_STYLE}:
-        raise _fail(path, f"inputs are {sorted(inputs)}, expected ['{C.INPUT_FRAME}', '{C.INPUT_STYLE}']")
-    if set(outputs) != {C.OUTPUT_STYLIZED}:
-        raise _fail(path, f"outputs are {sorted(outputs)}, expected ['{C.OUTPUT_STYLIZED}']")
+    return inputs, {v.name: v for v in model.graph.output}
 
-    def check(v: Any, dtype: int, dims: list[int | None], what: str) -> None:
-        t = v.type.tensor_type
-        if t.elem_type != dtype:
-            raise _fail(path, f"{what} {v.name!r} has dtype {onnx.TensorProto.DataType.Name(t.elem_type)}, expected {onnx.TensorProto.DataType.Name(dtype)}")
-        shape = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
-        if len(shape) != len(dims):
-            raise _fail(path, f"{what} {v.name!r} has rank {len(shape)}, expected {len(dims)}")
-        for got, want in zip(shape, dims):
-            if want is not None and got != want:
-                raise _fail(path, f"{what} {v.name!r} has shape {shape}, expected {dims} (None = any)")
 
-    check(inputs[C.INPUT_FRAME], onnx.TensorProto.UINT8, [1, None, None, 3], "input")
-    check(inputs[C.INPUT_STYLE], onnx.TensorProto.FLOAT, [1, style_dim], "input")
-    check(outputs[C.OUTPUT_STYLIZED], onnx.TensorProto.UINT8, [1, None, None, 3], "output")
+def _check_value(path: Path, v: Any, dtype: int, dims: list[int | None], what: str) -> None:
+    """``v`` (a graph input or output) has ``dtype`` and the shape ``dims`` (None = any size)."""
+    import onnx
+
+    t = v.type.tensor_type
+    if t.elem_type != dtype:
+        raise _fail(path, f"{what} {v.name!r} has dtype {onnx.TensorProto.DataType.Name(t.elem_type)}, expected {onnx.TensorProto.DataType.Name(dtype)}")
+    shape = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+    if len(shape) != len(dims):
+        raise _fail(path, f"{what} {v.name!r} has rank {len(shape)}, expected {len(dims)}")
+    for got, want in zip(shape, dims):
+        if want is not None and got != want:
+            raise _fail(path, f"{what} {v.name!r} has shape {shape}, expected {dims} (None = any)")
+
+
+def _check_metadata(path: Path, model: Any, style_dim: int) -> dict[str, str]:
     meta = {p.key: p.value for p in model.metadata_props}
     version = meta.get(C.META_CONTRACT)
     if version is None or not version.isdigit() or int(version) not in C.SUPPORTED_CONTRACT_VERSIONS:
         raise _fail(path, f"metadata {C.META_CONTRACT} is {version!r}; supported: {C.SUPPORTED_CONTRACT_VERSIONS}")
     if meta.get(C.META_STYLE_DIM) != str(style_dim):
         raise _fail(path, f"metadata {C.META_STYLE_DIM} is {meta.get(C.META_STYLE_DIM)!r}, manifest says {style_dim}")
+    return meta
+
+
+def validate_graph(path: Path, style_dim: int) -> dict[str, str]:
+    """Check one graph against the contract without creating a session; return its metadata."""
+    import onnx
+
+    model = _load_graph(path)
+    inputs, outputs = _graph_io(model)
+    if set(inputs) != {C.INPUT_FRAME, C.INPUT_STYLE}:
+        raise _fail(path, f"inputs are {sorted(inputs)}, expected ['{C.INPUT_FRAME}', '{C.INPUT_STYLE}']")
+    if set(outputs) != {C.OUTPUT_STYLIZED}:
+        raise _fail(path, f"outputs are {sorted(outputs)}, expected ['{C.OUTPUT_STYLIZED}']")
+    _check_value(path, inputs[C.INPUT_FRAME], onnx.TensorProto.UINT8, [1, None, None, 3], "input")
+    _check_value(path, inputs[C.INPUT_STYLE], onnx.TensorProto.FLOAT, [1, style_dim], "input")
+    _check_value(path, outputs[C.OUTPUT_STYLIZED], onnx.TensorProto.UINT8, [1, None, None, 3], "output")
+    return _check_metadata(path, model, style_dim)
+
+
+def validate_predictor_graph(path: Path, style_dim: int) -> dict[str, str]:
+    """Check a style-prediction graph against its contract (``style_image`` uint8 [1, H, W, 3]
+    in, ``style`` float32 [1, S] out, S = ``style_dim``) without a session; return its metadata."""
+    import onnx
+
+    model = _load_graph(path)
+    inputs, outputs = _graph_io(model)
+    if set(inputs) != {C.INPUT_STYLE_IMAGE}:
+        raise _fail(path, f"inputs are {sorted(inputs)}, expected ['{C.INPUT_STYLE_IMAGE}']")
+    if set(outputs) != {C.OUTPUT_STYLE}:
+        raise _fail(path, f"outputs are {sorted(outputs)}, expected ['{C.OUTPUT_STYLE}']")
+    _check_value(path, inputs[C.INPUT_STYLE_IMAGE], onnx.TensorProto.UINT8, [1, None, None, 3], "input")
+    _check_value(path, outputs[C.OUTPUT_STYLE], onnx.TensorProto.FLOAT, [1, style_dim], "output")
+    meta = _check_metadata(path, model, style_dim)
+    side = meta.get(C.META_PREDICTOR_SIDE, "")
+    if not side.isdigit() or int(side) < C.PREDICTOR_MIN_SIDE:
+        raise _fail(path, f"metadata {C.META_PREDICTOR_SIDE} is {side!r}; expected a whole number >= {C.PREDICTOR_MIN_SIDE}")
     return meta
 
 
@@ -230,4 +278,12 @@ def load_model_folder(path: Path | str) -> ModelFolder:
         validate_graph(graphs[precision], manifest["style_dim"])
     if "fp32" not in graphs:
         raise _fail(folder / C.MANIFEST_NAME, "no fp32 graph listed")
-    return ModelFolder(path=folder, manifest=manifest, style_names=names, style_vectors=vectors, graphs=graphs)
+    predictor = manifest.get("predictor")
+    if predictor is not None:
+        if not isinstance(predictor, str):
+            raise _fail(folder / C.MANIFEST_NAME, f"the predictor entry must be a file name, not {predictor!r}")
+        validate_predictor_graph(folder / predictor, manifest["style_dim"])
+    return ModelFolder(
+        path=folder, manifest=manifest, style_names=names, style_vectors=vectors, graphs=graphs,
+        predictor=folder / predictor if predictor is not None else None,
+    )
