@@ -14,15 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from .cli_common import EXIT_INTERRUPTED, entry_point, make_parser
-from .cli_options import add_model_options, add_temporal_option, engine_from_args, list_styles, parse_mix
-from .errors import BackendUnavailableError, InputFileError, UsageError
+from .cli_options import add_model_options, add_temporal_option, check_model_args, engine_from_args, list_styles
+from .contract import PREDICTOR_GRAPH
+from .engine import load_model
+from .errors import BackendUnavailableError, InputFileError, ModelFolderError, UsageError
 from .hotkeys import StdinKeys, help_text
 from .live import LiveControls, run_live
 from .live_source import LiveSource
 from .live_stats import LiveStats
+from .live_styles import StyleImageCycler
+from .model_folder import ModelFolder
 from .sinks import RecordingSink, UdpSink, VirtualCameraSink, check_record_path, describe_sink
 from .sources import OPEN_TIMEOUT, CameraCapture, Capture, CaptureInfo, DemoCapture, StreamCapture
 from .stages import FrameSink
+from .style_images import NO_PREDICTOR, PredictorSession, StyleImageLibrary
 from .temporal import FlowBlender
 from .window import PreviewWindow
 
@@ -56,6 +61,12 @@ outputs (any combination):
 A lost camera shows "lost" in the window, the virtual camera keeps its last frame so OBS keeps
 the source, and the camera is reopened (with backoff) until it is back.
 
+pictures as styles:
+  --style-dir DIR   i steps through the pictures in DIR (.jpg .png ...; at least 64 px a side);
+                    the model's style-prediction network turns each into a style in the
+                    background, so frames never wait, and pictures added to DIR while it runs
+                    show up within a second. Needs a model with a style predictor.
+
 keys (in the window; with --no-window the same keys on stdin, one per line, e.g. "2", "s", "q"):
 {help_text()}
 """
@@ -65,6 +76,7 @@ examples:
   nst-live --camera 0 --style starry
   nst-live --camera 1 --width 1920 --height 1080 --fps 30 --max-side 720 --virtual-cam
   nst-live --source demo --mix starry=0.7 wave=0.3 --strength 0.8
+  nst-live --camera 0 --style-dir paintings/                  # i: next painting as the style
   nst-live --source talk.mp4 --loop --udp 5000 --no-window
   nst-live --camera /dev/video2 --record session.mkv --snapshot-dir shots/
   printf '2\\ns\\nq\\n' | nst-live --source demo --no-window      # keys on stdin
@@ -108,6 +120,9 @@ def make_live_parser() -> argparse.ArgumentParser:
                      help="camera pixel format, e.g. MJPG or YUYV (default: MJPG only when the camera needs it)")
     src.add_argument("--loop", action="store_true", help="--source FILE: start again at the end")
     add_model_options(p)
+    p.add_argument_group("pictures as styles").add_argument(
+        "--style-dir", type=Path, metavar="DIR", default=None,
+        help="a folder of pictures that i steps through as styles (new pictures show up while running)")
     add_temporal_option(p)
     out = p.add_argument_group("outputs")
     out.add_argument("--no-window", action="store_true", help="no preview window (headless; keys on stdin)")
@@ -128,10 +143,10 @@ def make_live_parser() -> argparse.ArgumentParser:
 
 def _check(args: argparse.Namespace) -> None:
     """Everything that can be checked before a camera, model or window is opened."""
-    if args.mix:
-        parse_mix(args.mix)  # engine_from_args checks it again; here it fails before the camera opens
-        if args.style is not None:
-            raise UsageError("--style and --mix cannot be used together (one style is --mix NAME=1)")
+    check_model_args(args)  # engine_from_args checks them again; here they fail before the camera opens
+    if args.style_dir is not None and not args.style_dir.is_dir():
+        what = "is not a folder" if args.style_dir.exists() else "no such folder"
+        raise UsageError(f"--style-dir: {args.style_dir}: {what}")
     if args.record is not None:
         check_record_path(args.record, overwrite=args.overwrite)
     if not args.snapshot_dir.is_dir():
@@ -142,6 +157,21 @@ def _check(args: argparse.Namespace) -> None:
         raise InputFileError(f"--source: {args.source}: no such file (or use demo, or a stream URL)")
     if args.source not in (None, "demo") and (args.width or args.height or args.fps):
         log.warning("--width/--height/--fps are ignored for --source FILE|URL (it plays as it is; --max-side sets the network's size)")
+
+
+def _style_images(args: argparse.Namespace, model: ModelFolder, stack: contextlib.ExitStack) -> StyleImageCycler:
+    """--style-dir: the folder's pictures, predicting in the background from now on.
+
+    One CPU thread for the predictor: the frames need the rest, and a picture takes well under
+    a second even so. ModelFolderError (exit 2) when the model has no style predictor."""
+    if model.predictor is None:
+        raise ModelFolderError(f"--style-dir: {model.path}: " + NO_PREDICTOR.format(graph=PREDICTOR_GRAPH))
+    predictor = PredictorSession(model, threads=1)
+    stack.callback(predictor.close)
+    cycler = StyleImageCycler(StyleImageLibrary(predictor, args.style_dir))
+    stack.callback(cycler.close)  # closed before the predictor: the worker may be using it
+    log.info("style pictures: %d in %s (i steps through them)", len(cycler.library), args.style_dir)
+    return cycler
 
 
 def _capture(args: argparse.Namespace) -> Capture:
@@ -234,13 +264,15 @@ def _body(args: argparse.Namespace) -> int:
     running = False
     try:
         with _signals_end_the_session(), contextlib.ExitStack() as stack:
+            model = load_model(args.model) if args.style_dir is not None else None
+            images = _style_images(args, model, stack) if model is not None else None  # before the camera
             capture = _capture(args)
             source = LiveSource(capture, open_timeout=OPEN_TIMEOUT)
             stack.callback(source.close)
             streamed = isinstance(capture, StreamCapture)
             if not streamed:
                 info = source.start()  # a missing camera fails here, before the model loads
-            engine = stack.enter_context(engine_from_args(args))
+            engine = stack.enter_context(engine_from_args(args, model))
             window = None
             if not args.no_window:
                 window = PreviewWindow()
@@ -256,7 +288,7 @@ def _body(args: argparse.Namespace) -> int:
             elif window is None:
                 log.info("keys: type one per line on stdin (h lists them, q quits)")
             controls = LiveControls(engine, blender, snapshot_dir=args.snapshot_dir, window=window,
-                                    blender_factory=FlowBlender)
+                                    blender_factory=FlowBlender, images=images)
             running = True
             run_live(source, controls, sinks, window=window, stdin=stdin, max_frames=args.max_frames, stats=stats)
     finally:

@@ -11,8 +11,9 @@
             ...
 
 Values argparse can check alone (a device name, a size) fail at parse time; the rest
-(--strength, --mix, --style with --mix) raise UsageError with the messages below, before
-any model is loaded.
+(--strength, --mix, which options go together) raise UsageError with the messages below, in
+``check_model_args``, before any model is loaded; a command that opens something slow first
+(nst-live's camera) calls it before that too.
 
 A picture as the style: ``--style-image PATH`` runs the model's style-prediction network
 (``style_images.py``) once on PATH and uses the vector it gives. It stands alone (not with
@@ -139,27 +140,32 @@ def parse_mix(items: list[str]) -> dict[str, float]:
     return mix
 
 
-def _check_strength(value: float) -> float:
-    if not 0.0 <= value <= 1.0:  # also false for NaN
-        raise UsageError(f"--strength must be between 0 and 1, got {value:g}")
-    return value
-
-
-def engine_from_args(args: argparse.Namespace) -> StyleEngine:
-    """Open the engine the options describe and apply --style or --mix and --strength.
-
-    Every option is checked against the model folder before a session is built, so a typo
-    costs no start-up time and prints nothing but its error.
-    """
-    strength = _check_strength(args.strength)
+def check_model_args(args: argparse.Namespace) -> dict[str, float] | None:
+    """Check the model and style options that need no model folder: --strength in 0..1, --mix
+    items, --style with --mix, --style-image with --style or --mix, the --device name. Returns
+    the parsed --mix (None without one). Raises UsageError; commands call it before they open
+    anything (a camera, a video), so a typo costs nothing."""
+    if not 0.0 <= args.strength <= 1.0:  # also false for NaN
+        raise UsageError(f"--strength must be between 0 and 1, got {args.strength:g}")
     mix = parse_mix(args.mix) if args.mix else None
-    style_image = getattr(args, "style_image", None)
     if mix and args.style is not None:
         raise UsageError("--style and --mix cannot be used together (one style is --mix NAME=1)")
-    if style_image is not None and (mix or args.style is not None):
+    if getattr(args, "style_image", None) is not None and (mix or args.style is not None):
         raise UsageError("--style-image is a style on its own; to mix a picture with other styles write --mix image:PATH=W NAME=W")
     parse_device(args.device)
-    model = load_model(args.model)
+    return mix
+
+
+def engine_from_args(args: argparse.Namespace, model: ModelFolder | None = None) -> StyleEngine:
+    """Open the engine the options describe and apply --style, --style-image or --mix and --strength.
+
+    Every option is checked against the model folder before a session is built, so a typo
+    costs no start-up time and prints nothing but its error. ``model``: the folder --model
+    names, when the caller has loaded it already (it is not loaded twice).
+    """
+    mix = check_model_args(args)
+    style_image = getattr(args, "style_image", None)
+    model = model if model is not None else load_model(args.model)
     pictures = image_keys(mix or {})
     for key in [*(k for k in mix or {} if k not in pictures), *([args.style] if args.style is not None else [])]:
         model.style_index(key)
@@ -167,12 +173,12 @@ def engine_from_args(args: argparse.Namespace) -> StyleEngine:
     engine = StyleEngine(model, device=args.device, max_side=args.max_side)
     try:
         if vector is not None:
-            engine.set_style_vector(vector)
+            engine.set_style_vector(vector, _picture_label(model, style_image, mix or {}))
         elif mix:
             engine.set_mix(mix)
         elif args.style is not None:
             engine.set_style(args.style)
-        engine.strength = strength
+        engine.strength = args.strength
     except BaseException:
         engine.close()
         raise
@@ -186,6 +192,17 @@ def _predicted_style(model: ModelFolder, style_image: str | None, mix: dict[str,
             return predictor.predict_file(style_image)
         pictures = {key: predictor.predict_file(path) for key, path in image_keys(mix).items()}
     return mix_vectors(model, mix, pictures)
+
+
+def _picture_label(model: ModelFolder, style_image: str | None, mix: dict[str, float]) -> str:
+    """What the HUD and logs call a predicted style: the picture's file name, or the mix with
+    each picture by its file name ("alpha 0.25 + art.png 0.75")."""
+    if style_image is not None:
+        return Path(style_image).name
+    norm = sum(mix.values())
+    pictures = image_keys(mix)
+    names = {k: pictures[k].name if k in pictures else model.style_names[model.style_index(k)] for k in mix}
+    return " + ".join(f"{names[k]} {w / norm:.2f}" for k, w in mix.items())
 
 
 def list_styles(args: argparse.Namespace) -> bool:

@@ -295,7 +295,7 @@ class StyleEngine:
 
     @property
     def style_label(self) -> str:
-        """A short description of the current style: a name, a mix, or "custom"."""
+        """A short description of the current style: a name, a mix, a label given with the vector, or "custom"."""
         return self._label
 
     def _apply(self, style: np.ndarray, label: str) -> None:
@@ -329,14 +329,15 @@ class StyleEngine:
         label = " + ".join(f"{self.style_names[i]} {w / norm:.2f}" for i, w in total.items())
         self._apply(vec.astype(np.float32), label if len(total) > 1 else self.style_names[next(iter(total))])
 
-    def set_style_vector(self, vec: np.ndarray) -> None:
-        """Use any style vector, float32 [S] (e.g. from a style-prediction network)."""
+    def set_style_vector(self, vec: np.ndarray, label: str | None = None) -> None:
+        """Use any style vector, float32 [S] (e.g. from a style-prediction network). ``label`` is
+        what ``style_label`` says from now on (e.g. the picture's file name; default "custom")."""
         arr = np.asarray(vec)
         if arr.shape != (self.model.style_dim,) or arr.dtype.kind != "f":
             raise UsageError(f"a style vector must be float [{self.model.style_dim}], got {arr.dtype} {arr.shape}")
         if not np.all(np.isfinite(arr)):
             raise UsageError("the style vector contains NaN or infinity")
-        self._apply(arr.astype(np.float32), "custom")
+        self._apply(arr.astype(np.float32), label or "custom")
 
     @property
     def strength(self) -> float:

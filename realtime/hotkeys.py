@@ -28,11 +28,11 @@ class Command:
     arg: int | None = None
 
 
-COMMANDS = ("style", "next", "previous", "morph", "stronger", "weaker", "temporal", "colours",
+COMMANDS = ("style", "next", "previous", "morph", "image", "stronger", "weaker", "temporal", "colours",
             "original", "snapshot", "fullscreen", "help", "quit")
 
 _SINGLE: dict[str, str] = {
-    "n": "next", "p": "previous", "m": "morph",
+    "n": "next", "p": "previous", "m": "morph", "i": "image",
     "+": "stronger", "=": "stronger",  # "=" is "+" without Shift on most layouts
     "-": "weaker", "_": "weaker",
     "t": "temporal", "c": "colours", "space": "original", "s": "snapshot",
@@ -43,6 +43,7 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
     ("1-9", "select style 1..9"),
     ("n / p", "next / previous style"),
     ("m", "morph smoothly to the next style (about 1 s)"),
+    ("i", "next picture of --style-dir as the style"),
     ("+ / -", "more / less style (strength)"),
     ("t", "temporal blend on/off (less flicker)"),
     ("c", "keep the original colours on/off"),

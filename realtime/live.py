@@ -2,10 +2,10 @@
 
 ``run_live`` reads top to bottom: newest captured frame -> stylise -> temporal blend -> sinks
 (clean frames) -> snapshot -> preview window (with the HUD), timing each stage. ``LiveControls``
-holds what the keys change (style, morph, strength, temporal blend, colour preservation,
-original view, key list) and applies it to the engine and the blender between frames: a style
-is only the network's style vector, so a change shows on the next frame and never rebuilds the
-session.
+holds what the keys change (style, morph, picture of --style-dir, strength, temporal blend,
+colour preservation, original view, key list) and applies it to the engine and the blender
+between frames: a style is only the network's style vector, so a change shows on the next frame
+and never rebuilds the session.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from .errors import StylecastError
 from .hotkeys import Command, KeyBuffer, StdinKeys, help_text
 from .live_source import LiveSource
 from .live_stats import LiveStats
+from .live_styles import ImageEvent, StyleImageCycler
 from .sinks import save_snapshot
 from .stages import FrameSink, TemporalBlender
 from .window import Hud, PreviewWindow
@@ -47,7 +48,7 @@ class LiveEngine(Protocol):
 
     def __call__(self, image: np.ndarray) -> np.ndarray: ...
     def set_style(self, key: str | int) -> None: ...
-    def set_style_vector(self, vec: np.ndarray) -> None: ...
+    def set_style_vector(self, vec: np.ndarray, label: str | None = None) -> None: ...
 
 
 def keep_colours(original: np.ndarray, stylized: np.ndarray) -> np.ndarray:
@@ -76,15 +77,17 @@ class LiveControls:
 
     ``blender_factory`` makes the temporal blender the first time ``t`` turns it on when the
     session started without one (--temporal 0). ``window`` (optional) is used for fullscreen.
+    ``images`` (optional, --style-dir) gives ``i`` the pictures of a folder as styles.
     """
 
     def __init__(self, engine: LiveEngine, blender: TemporalBlender | None, *, snapshot_dir: Path | str = ".",
                  blender_factory: Callable[[], TemporalBlender] | None = None,
-                 window: PreviewWindow | None = None) -> None:
+                 window: PreviewWindow | None = None, images: StyleImageCycler | None = None) -> None:
         self.engine = engine
         self.blender = blender
         self.blender_factory = blender_factory
         self.window = window
+        self.images = images
         self.snapshot_dir = Path(snapshot_dir)
         names = engine.style_names
         self.index: int | None = names.index(engine.style_label) if engine.style_label in names else None
@@ -102,10 +105,11 @@ class LiveControls:
 
     # -- keys
 
-    def say(self, text: str) -> None:
-        """A short message in the HUD (and the log)."""
+    def say(self, text: str, *, logged: bool = False) -> None:
+        """A short message in the HUD (and the log, unless it is ``logged`` already)."""
         self._message = (text, time.perf_counter() + MESSAGE_SECONDS)
-        log.info("%s", text)
+        if not logged:
+            log.info("%s", text)
 
     @property
     def message(self) -> str:
@@ -132,10 +136,13 @@ class LiveControls:
             current = self.morph.target if self.morph else self.index
             target = (current + 1) % n if current is not None else 0
             start = self.engine.style_vector.copy()
+            self._forget_image()
             self.engine.set_style(target)  # to read its vector; the morph starts from ``start`` below
             self.morph = _Morph(start, self.engine.style_vector.copy(), target, time.perf_counter())
             self.engine.set_style_vector(start)
             self.say(f"morphing to {self.engine.style_names[target]}")
+        elif cmd.name == "image":
+            self.next_image()
         elif cmd.name in ("stronger", "weaker"):
             step = STRENGTH_STEP if cmd.name == "stronger" else -STRENGTH_STEP
             self.engine.strength = round(min(1.0, max(0.0, self.engine.strength + step)), 2)
@@ -167,10 +174,39 @@ class LiveControls:
     def select(self, i: int) -> None:
         """Switch to style ``i`` (0-based) for the next frame."""
         self.morph = None
+        self._forget_image()
         self.engine.set_style(i)
         self.index, self.label = i, self.engine.style_names[i]
         self.reset_blend()  # a crisp change, not a cross-fade through the blend
         self.say(f"style {i + 1}: {self.label}")
+
+    # -- pictures of --style-dir
+
+    def next_image(self) -> None:
+        """Key i: the next picture of --style-dir, now or when its prediction arrives."""
+        if self.images is None:
+            self.say("no --style-dir: start nst-live with --style-dir DIR to use pictures as styles")
+            return
+        self._on_image(self.images.next())
+
+    def update_images(self) -> None:
+        """Once per loop turn: use a chosen picture whose prediction arrived, notice new pictures.
+        Never waits: predictions run on the library's thread."""
+        if self.images is not None:
+            for event in self.images.update():
+                self._on_image(event)
+
+    def _on_image(self, event: ImageEvent) -> None:
+        if event.vector is not None:
+            self.morph = None
+            self.engine.set_style_vector(event.vector, event.name)
+            self.index, self.label = None, self.engine.style_label
+            self.reset_blend()
+        self.say(event.message, logged=event.logged)
+
+    def _forget_image(self) -> None:
+        if self.images is not None:
+            self.images.forget()
 
     def toggle_temporal(self) -> None:
         if self.blender is None and self.blender_factory is not None:
@@ -234,6 +270,8 @@ class LiveControls:
             flags.append("original colours")
         if self.original:
             flags.append("ORIGINAL")
+        if self.images is not None:
+            flags.append(self.images.status())
         provider = self.engine.provider.replace("ExecutionProvider", "")
         lines = [f"{self.label}  [{provider}]", *stats.hud_lines(source.frames_dropped), "  ".join(flags)]
         return Hud(lines=lines, message=self.message, banner=banner, help=self.help)
@@ -264,6 +302,7 @@ def run_live(source: LiveSource, controls: LiveControls, sinks: Sequence[FrameSi
         _gather_keys(controls, key, stdin)
         key = None
         controls.apply_keys()
+        controls.update_images()
         if window is not None and window.closed:
             break
         frame = source.poll(POLL_SECONDS)

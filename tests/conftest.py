@@ -79,3 +79,37 @@ def tiny_model_dir(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFacto
     out = tmp_path_factory.mktemp("models") / "tiny"
     export_model_folder(load_checkpoint(tiny_checkpoint), out, fp16=True, overwrite=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint of a tiny random-weight network with styles alpha/beta and a random-weight
+    style predictor (its last layer randomised, so different pictures give different vectors).
+    Read-only."""
+    torch = pytest.importorskip("torch")
+    from stylecast.export.checkpoint import save_checkpoint
+    from stylecast.export.predictor import StylePredictor, predictor_tensors
+    from stylecast.export.transformer import build_network
+    from stylecast.export.vgg import VGGFeatures
+
+    torch.manual_seed(0)
+    net = build_network("johnson", TINY_ARCH)
+    styles = net.identity_style(2) + 0.5 * torch.randn(2, net.style_dim)
+    predictor = StylePredictor(VGGFeatures.random("relu3_1", seed=0), styles.mean(0), hidden=32)
+    with torch.no_grad():
+        predictor.head.weight.normal_(0.0, 0.2)
+    folder = tmp_path_factory.mktemp("predictor_ckpt") / "tiny"
+    save_checkpoint(folder, net, styles, ["alpha", "beta"], {"step": 0, "predictor": predictor.config()}, predictor_tensors(predictor))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor_model_dir(tiny_predictor_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder (fp32 graph, styles alpha/beta, and predictor.onnx) exported from
+    ``tiny_predictor_checkpoint``. Read-only: copy it before changing it."""
+    from stylecast.export.checkpoint import load_checkpoint
+    from stylecast.export.onnx_export import export_model_folder
+
+    out = tmp_path_factory.mktemp("predictor_models") / "tiny"
+    export_model_folder(load_checkpoint(tiny_predictor_checkpoint), out, fp16=False, overwrite=False)
+    return out

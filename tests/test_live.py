@@ -56,7 +56,8 @@ def test_help_explains_keys_sinks_and_examples(capsys: pytest.CaptureFixture[str
     assert exit_.value.code == 0
     text = capsys.readouterr().out
     for needle in ("--virtual-cam", "--udp PORT", "--record FILE", "--source demo", "space", "morph", "fullscreen",
-                   "one per line", "examples:", "nst-live --camera 0 --style starry", "--temporal", "--max-side"):
+                   "one per line", "examples:", "nst-live --camera 0 --style starry", "--temporal", "--max-side",
+                   "--style-dir DIR", "next picture of --style-dir"):
         assert needle in text, needle
 
 
@@ -109,6 +110,10 @@ def test_no_camera_exits_3_quickly_with_one_error_line(tiny_model_dir: Path) -> 
     (["--max-frames", "0"], "--max-frames"),
     (["--camera", "0", "--source", "demo"], "not allowed with"),
     (["--style", "alpha", "--mix", "beta=1"], "cannot be used together"),
+    (["--strength", "1.5"], "--strength must be between 0 and 1"),
+    (["--mix", "alpha"], "is not NAME=WEIGHT"),
+    (["--style-image", "art.png", "--style", "beta"], "--style-image is a style on its own"),
+    (["--style-dir", "/nonexistent/folder"], "--style-dir"),
 ])
 def test_bad_options_exit_2(args: list[str], message: str, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = ["--no-window", "--model", str(tiny_model_dir)]
@@ -244,6 +249,7 @@ def test_key_codes_and_stdin_lines() -> None:
     assert key_from_line("space\n") == "space" and key_from_line("hello\n") is None and key_from_line("\n") is None
     assert command_for("5") == Command("style", 4) and command_for("=") == Command("stronger")
     assert command_for("esc") == command_for("q") == Command("quit") and command_for("x") is None
+    assert command_for("i") == Command("image") and key_from_code(ord("I")) == "i"
 
 
 def test_key_buffer_holds_keys_after_a_snapshot() -> None:

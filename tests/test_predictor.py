@@ -33,20 +33,9 @@ from stylecast.export.vgg import VGGFeatures  # noqa: E402
 from stylecast.realtime import contract as C  # noqa: E402
 from stylecast.realtime.errors import CheckpointError, InputFileError, UsageError  # noqa: E402
 from stylecast.realtime.model_folder import load_model_folder, sha256_file  # noqa: E402
-from test_style_images import build_predictor_model, painting, photo  # noqa: E402
+from test_style_images import painting, photo  # noqa: E402
 
 SETTINGS = PredictorSettings(steps=3, size=32, batch=2, side=64, hidden=16, checkpoint_every=100, preview_every=0)
-
-
-@pytest.fixture(scope="session")
-def predictor_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The model folder with a predictor that test_style_images.py uses (built once per session)."""
-    return build_predictor_model(tmp_path_factory)[1]
-
-
-@pytest.fixture(scope="session")
-def predictor_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_predictor_model(tmp_path_factory)[0]
 
 
 @pytest.fixture(scope="module")
@@ -215,12 +204,12 @@ def test_resume_refuses_other_checkpoints(tmp_path: Path, base: Path, vgg: VGGFe
 # ---------------------------------------------------------------- export
 
 
-def test_exported_predictor_matches_pytorch(predictor_model_dir: Path, predictor_checkpoint: Path) -> None:
-    model = load_model_folder(predictor_model_dir)
+def test_exported_predictor_matches_pytorch(tiny_predictor_model_dir: Path, tiny_predictor_checkpoint: Path) -> None:
+    model = load_model_folder(tiny_predictor_model_dir)
     assert model.manifest["predictor"] == C.PREDICTOR_GRAPH
     entry = model.manifest["files"][C.PREDICTOR_GRAPH]
     assert entry["sha256"] == sha256_file(model.predictor) and entry["bytes"] < 8 * 2**20
-    predictor = load_predictor(load_checkpoint(predictor_checkpoint))
+    predictor = load_predictor(load_checkpoint(tiny_predictor_checkpoint))
     session = ort.InferenceSession(str(model.predictor), providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
     assert meta[C.META_PREDICTOR_SIDE] == "256" and meta[C.META_STYLE_DIM] == str(model.style_dim)

@@ -1,8 +1,9 @@
 """A picture as the style at run time: PredictorSession, --style-image, image: in --mix,
 nst-style add, the watched-folder library for nst-live, and bad input.
 
-The model folder here is a tiny random-weight network plus a random-weight style predictor
-(its last layer randomised, so different pictures give different vectors), exported once.
+The model folder here is conftest's ``tiny_predictor_model_dir``: a tiny random-weight network
+plus a random-weight style predictor (its last layer randomised, so different pictures give
+different vectors), exported once per session.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import TINY_ARCH
 from stylecast.realtime import contract as C
 from stylecast.realtime.cli_image import main as image_main
 from stylecast.realtime.cli_style import main as style_main
@@ -31,46 +31,9 @@ from stylecast.realtime.style_images import (
 )
 
 
-def build_predictor_model(factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(checkpoint, model folder): a tiny network with styles alpha/beta and a style predictor.
-    Built once per session and shared with test_predictor.py through the base temp folder."""
-    torch = pytest.importorskip("torch")
-    from stylecast.export.checkpoint import load_checkpoint, save_checkpoint
-    from stylecast.export.onnx_export import export_model_folder
-    from stylecast.export.predictor import StylePredictor, predictor_tensors
-    from stylecast.export.transformer import build_network
-    from stylecast.export.vgg import VGGFeatures
-
-    base = factory.getbasetemp() / "predictor_fixture"
-    ckpt, model = base / "ckpt", base / "model"
-    if (model / C.MANIFEST_NAME).is_file():
-        return ckpt, model
-    torch.manual_seed(0)
-    net = build_network("johnson", TINY_ARCH)
-    styles = net.identity_style(2) + 0.5 * torch.randn(2, net.style_dim)
-    predictor = StylePredictor(VGGFeatures.random("relu3_1", seed=0), styles.mean(0), hidden=32)
-    with torch.no_grad():
-        predictor.head.weight.normal_(0.0, 0.2)
-    save_checkpoint(ckpt, net, styles, ["alpha", "beta"], {"step": 0, "predictor": predictor.config()}, predictor_tensors(predictor))
-    export_model_folder(load_checkpoint(ckpt), model, fp16=False, overwrite=False)
-    return ckpt, model
-
-
-@pytest.fixture(scope="session")
-def predictor_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Read-only: copy it before changing it."""
-    return build_predictor_model(tmp_path_factory)[1]
-
-
-@pytest.fixture(scope="session")
-def predictor_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The checkpoint ``predictor_model_dir`` was exported from (read-only)."""
-    return build_predictor_model(tmp_path_factory)[0]
-
-
 @pytest.fixture
-def model_copy(predictor_model_dir: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(predictor_model_dir, tmp_path / "model"))
+def model_copy(tiny_predictor_model_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(tiny_predictor_model_dir, tmp_path / "model"))
 
 
 def painting(path: Path, w: int = 96, h: int = 80, seed: int = 0) -> Path:
@@ -102,9 +65,9 @@ def test_predictor_input_scales_to_the_working_side() -> None:
         predictor_input(np.zeros((63, 200, 3), np.uint8), 256)
 
 
-def test_session_predicts_caches_and_tells_pictures_apart(predictor_model_dir: Path, tmp_path: Path) -> None:
-    model = load_model_folder(predictor_model_dir)
-    assert model.predictor == predictor_model_dir / C.PREDICTOR_GRAPH
+def test_session_predicts_caches_and_tells_pictures_apart(tiny_predictor_model_dir: Path, tmp_path: Path) -> None:
+    model = load_model_folder(tiny_predictor_model_dir)
+    assert model.predictor == tiny_predictor_model_dir / C.PREDICTOR_GRAPH
     a, b = painting(tmp_path / "a.png", seed=1), painting(tmp_path / "b.png", seed=4)
     with PredictorSession(model) as predictor:
         assert predictor.side == 256
@@ -132,8 +95,8 @@ def test_model_without_predictor_is_refused(tiny_model_dir: Path) -> None:
         PredictorSession(model)
 
 
-def test_mix_vectors(predictor_model_dir: Path) -> None:
-    model = load_model_folder(predictor_model_dir)
+def test_mix_vectors(tiny_predictor_model_dir: Path) -> None:
+    model = load_model_folder(tiny_predictor_model_dir)
     picture = np.full(model.style_dim, 2.0, np.float32)
     got = mix_vectors(model, {"alpha": 3.0, "image:x.png": 1.0}, {"image:x.png": picture})
     assert np.allclose(got, 0.75 * model.style_vectors[0] + 0.25 * picture, atol=1e-6)
@@ -150,36 +113,36 @@ def _stylised_with(model_dir: Path, vector: np.ndarray, image: Path) -> np.ndarr
         return engine(cv2.imread(str(image)))
 
 
-def test_nst_image_style_image_end_to_end(predictor_model_dir: Path, tmp_path: Path) -> None:
+def test_nst_image_style_image_end_to_end(tiny_predictor_model_dir: Path, tmp_path: Path) -> None:
     src, art = photo(tmp_path / "in.png"), painting(tmp_path / "art.png", seed=2)
     out = tmp_path / "out.png"
-    assert image_main([str(src), str(out), "--style-image", str(art), "--model", str(predictor_model_dir)]) == 0
+    assert image_main([str(src), str(out), "--style-image", str(art), "--model", str(tiny_predictor_model_dir)]) == 0
     got = cv2.imread(str(out))
     assert got.shape == (31, 45, 3)
-    with PredictorSession(load_model_folder(predictor_model_dir)) as predictor:
+    with PredictorSession(load_model_folder(tiny_predictor_model_dir)) as predictor:
         vec = predictor.predict_file(art)
-    assert np.array_equal(got, _stylised_with(predictor_model_dir, vec, src))
+    assert np.array_equal(got, _stylised_with(tiny_predictor_model_dir, vec, src))
     named = tmp_path / "alpha.png"
-    assert image_main([str(src), "alpha", str(named), "--model", str(predictor_model_dir)]) == 0
+    assert image_main([str(src), "alpha", str(named), "--model", str(tiny_predictor_model_dir)]) == 0
     assert np.abs(cv2.imread(str(named)).astype(int) - got.astype(int)).mean() > 1
 
 
-def test_nst_image_mix_with_a_picture(predictor_model_dir: Path, tmp_path: Path) -> None:
+def test_nst_image_mix_with_a_picture(tiny_predictor_model_dir: Path, tmp_path: Path) -> None:
     src, art = photo(tmp_path / "in.png"), painting(tmp_path / "art.png", seed=3)
     out = tmp_path / "out.png"
-    args = [str(src), "mix", str(out), "--model", str(predictor_model_dir), "--mix", "beta=1", f"image:{art}=3"]
+    args = [str(src), "mix", str(out), "--model", str(tiny_predictor_model_dir), "--mix", "beta=1", f"image:{art}=3"]
     assert image_main(args) == 0
-    model = load_model_folder(predictor_model_dir)
+    model = load_model_folder(tiny_predictor_model_dir)
     with PredictorSession(model) as predictor:
         picture = predictor.predict_file(art)
-    want = _stylised_with(predictor_model_dir, (0.25 * model.style_vectors[1] + 0.75 * picture).astype(np.float32), src)
+    want = _stylised_with(tiny_predictor_model_dir, (0.25 * model.style_vectors[1] + 0.75 * picture).astype(np.float32), src)
     got = cv2.imread(str(out)).astype(int)
     assert np.abs(got - want).max() <= 1  # float rounding of the mix may move a pixel by one level
     for other in (model.style_vectors[1], picture):  # and it is neither of its parts
-        assert np.abs(got - _stylised_with(predictor_model_dir, other, src)).mean() > 1
+        assert np.abs(got - _stylised_with(tiny_predictor_model_dir, other, src)).mean() > 1
 
 
-def test_nst_video_style_image(predictor_model_dir: Path, tmp_path: Path) -> None:
+def test_nst_video_style_image(tiny_predictor_model_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("av")
     from clips import make_clip, video_frames
     from stylecast.realtime.cli_video import main as video_main
@@ -189,7 +152,7 @@ def test_nst_video_style_image(predictor_model_dir: Path, tmp_path: Path) -> Non
     outs = {}
     for how, extra in (("picture", ["--style-image", str(art)]), ("alpha", ["--style", "alpha"])):
         out = tmp_path / f"{how}.mp4"
-        assert video_main([str(clip.path), str(out), "--model", str(predictor_model_dir), "--temporal", "0", "-q", *extra]) == 0
+        assert video_main([str(clip.path), str(out), "--model", str(tiny_predictor_model_dir), "--temporal", "0", "-q", *extra]) == 0
         _, frames = video_frames(out)
         assert len(frames) == 6 and frames[0].shape == (48, 64, 3)
         outs[how] = np.stack(frames).astype(int)
@@ -197,10 +160,10 @@ def test_nst_video_style_image(predictor_model_dir: Path, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("case", ["too_small", "missing", "no_predictor", "with_style", "text_file", "style_and_image"])
-def test_bad_style_image_exit_2(case: str, predictor_model_dir: Path, tiny_model_dir: Path, tmp_path: Path,
+def test_bad_style_image_exit_2(case: str, tiny_predictor_model_dir: Path, tiny_model_dir: Path, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     src, art = photo(tmp_path / "in.png"), painting(tmp_path / "art.png")
-    model, extra, positional = predictor_model_dir, [], [str(src), str(tmp_path / "out.png")]
+    model, extra, positional = tiny_predictor_model_dir, [], [str(src), str(tmp_path / "out.png")]
     expect = {"too_small": "at least 64", "missing": "no such file", "no_predictor": "no style-prediction network",
               "with_style": "--style-image is a style on its own", "text_file": "not an image",
               "style_and_image": "both give the style"}[case]
@@ -244,13 +207,15 @@ def test_nst_style_add_then_style_name(model_copy: Path, tmp_path: Path, capsys:
     assert np.array_equal(cv2.imread(str(by_name)), cv2.imread(str(by_image)))
 
 
-def test_nst_style_add_to_a_copy_leaves_the_source(predictor_model_dir: Path, tmp_path: Path) -> None:
-    before = sha256_file(predictor_model_dir / C.MANIFEST_NAME)
+def test_nst_style_add_to_a_copy_leaves_the_source(tiny_predictor_model_dir: Path, tmp_path: Path) -> None:
+    before = sha256_file(tiny_predictor_model_dir / C.MANIFEST_NAME)
     out = tmp_path / "mine"
-    assert style_main(["add", str(painting(tmp_path / "a.png")), "--name", "a", "--model", str(predictor_model_dir), "--out", str(out)]) == 0
+    assert style_main(["add", str(painting(tmp_path / "a.png")), "--name", "a",
+                       "--model", str(tiny_predictor_model_dir), "--out", str(out)]) == 0
     assert load_model_folder(out).style_names == ("alpha", "beta", "a")
-    assert sha256_file(predictor_model_dir / C.MANIFEST_NAME) == before
-    assert style_main(["add", str(painting(tmp_path / "b.png")), "--name", "b", "--model", str(predictor_model_dir), "--out", str(out)]) == 2
+    assert sha256_file(tiny_predictor_model_dir / C.MANIFEST_NAME) == before
+    assert style_main(["add", str(painting(tmp_path / "b.png")), "--name", "b",
+                       "--model", str(tiny_predictor_model_dir), "--out", str(out)]) == 2
 
 
 @pytest.mark.parametrize("case", ["existing_name", "bad_name", "digits", "bundled_without_out", "refine_without_checkpoint",
@@ -291,7 +256,7 @@ def test_save_style_refuses_a_changed_file(model_copy: Path) -> None:
     assert json.loads((model_copy / C.MANIFEST_NAME).read_text())["styles"] == ["alpha", "beta"]
 
 
-def test_nst_style_refine_starts_from_the_prediction(model_copy: Path, predictor_checkpoint: Path, real_vgg_path: Path,
+def test_nst_style_refine_starts_from_the_prediction(model_copy: Path, tiny_predictor_checkpoint: Path, real_vgg_path: Path,
                                                       tmp_path: Path) -> None:
     content = tmp_path / "photos"
     content.mkdir()
@@ -300,7 +265,7 @@ def test_nst_style_refine_starts_from_the_prediction(model_copy: Path, predictor
     art = painting(tmp_path / "art.png", seed=7)
     with PredictorSession(load_model_folder(model_copy)) as predictor:
         predicted = predictor.predict_file(art)
-    args = ["add", str(art), "--name", "refined", "--model", str(model_copy), "--refine", "--checkpoint", str(predictor_checkpoint),
+    args = ["add", str(art), "--name", "refined", "--model", str(model_copy), "--refine", "--checkpoint", str(tiny_predictor_checkpoint),
             "--content-dir", str(content), "--vgg", str(real_vgg_path), "--steps", "2", "--size", "32", "--batch", "1",
             "--lr", "0.01", "--device", "cpu", "-q"]
     assert style_main(args) == 0
@@ -339,13 +304,13 @@ def test_predictor_entry_checked_against_its_contract(model_copy: Path) -> None:
 # ---------------------------------------------------------------- the watched folder (nst-live)
 
 
-def test_library_predicts_in_the_background_and_follows_the_folder(predictor_model_dir: Path, tmp_path: Path) -> None:
+def test_library_predicts_in_the_background_and_follows_the_folder(tiny_predictor_model_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "styles"
     folder.mkdir()
     painting(folder / "b.png", seed=1)
     painting(folder / "a.jpg", seed=2)
     (folder / "notes.txt").write_text("ignored")
-    model = load_model_folder(predictor_model_dir)
+    model = load_model_folder(tiny_predictor_model_dir)
     with PredictorSession(model) as predictor, StyleImageLibrary(predictor, folder) as library:
         assert library.names == ("a.jpg", "b.png")
         assert library.vector(0) is None
@@ -385,8 +350,8 @@ def test_library_predicts_in_the_background_and_follows_the_folder(predictor_mod
     library.close()  # twice is fine
 
 
-def test_library_needs_a_folder(predictor_model_dir: Path, tmp_path: Path) -> None:
-    with PredictorSession(load_model_folder(predictor_model_dir)) as predictor:
+def test_library_needs_a_folder(tiny_predictor_model_dir: Path, tmp_path: Path) -> None:
+    with PredictorSession(load_model_folder(tiny_predictor_model_dir)) as predictor:
         with pytest.raises(InputFileError, match="no such folder"):
             StyleImageLibrary(predictor, tmp_path / "none")
         empty = tmp_path / "empty"
