@@ -16,7 +16,9 @@ from typing import Any
 from .cli_common import EXIT_INTERRUPTED, entry_point, make_parser
 from .cli_options import add_model_options, add_temporal_option, check_model_args, engine_from_args, list_styles
 from .contract import PREDICTOR_GRAPH
+from .contract import MANIFEST_NAME
 from .engine import load_model
+from .providers import CPU, choose_provider, parse_device
 from .errors import BackendUnavailableError, InputFileError, ModelFolderError, UsageError
 from .hotkeys import StdinKeys, help_text
 from .live import LiveControls, run_live
@@ -254,7 +256,22 @@ def _signals_end_the_session(grace: float = 5.0) -> Iterator[None]:
         os.close(write_fd)  # the watchdog reads the end of the pipe and returns
 
 
+def _pick_model(args: argparse.Namespace) -> None:
+    """Without --model, on a machine where no GPU provider runs, use the bundled fast network
+    (when one is installed): the default network is too slow for live video on a CPU."""
+    from stylecast import weights
+
+    fast = weights.bundled_model_dir(weights.FAST_MODEL)
+    if args.model is not None or not (fast / MANIFEST_NAME).is_file():
+        return
+    provider, _ = choose_provider(parse_device(args.device))
+    if provider == CPU:
+        args.model = fast
+        log.info("no GPU runs here: using the bundled fast model (pass --model to choose another)")
+
+
 def _body(args: argparse.Namespace) -> int:
+    _pick_model(args)
     if list_styles(args):
         return 0
     _check(args)

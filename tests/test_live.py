@@ -260,3 +260,17 @@ def test_key_buffer_holds_keys_after_a_snapshot() -> None:
     assert keys.take() == [Command("style", 1), Command("snapshot")]
     assert keys.take() == [Command("style", 0), Command("snapshot")]
     assert keys.take() == [Command("quit")] and keys.take() == []
+
+
+def test_without_a_gpu_the_bundled_fast_model_is_picked(tiny_model_dir, tmp_path, monkeypatch, capsys) -> None:
+    """No --model and no GPU: nst-live takes the bundled `fast` model folder when one is installed."""
+    from stylecast import weights
+    from stylecast.realtime.cli_live import main as live_main
+
+    folders = {weights.FAST_MODEL: tiny_model_dir, weights.DEFAULT_MODEL: tmp_path / "no-default-model"}
+    monkeypatch.setattr(weights, "bundled_model_dir", lambda name=weights.DEFAULT_MODEL: folders[name])
+    code = live_main(["--source", "demo", "--width", "64", "--height", "36", "--no-window", "--max-frames", "2", "--device", "auto",
+                      "--snapshot-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "using the bundled fast model" in err

@@ -11,6 +11,9 @@ from pathlib import Path
 DEFAULT_MODEL = "default"
 """Name of the bundled model folder that commands use when ``--model`` is not given."""
 
+FAST_MODEL = "fast"
+"""Name of the bundled network built for CPUs; nst-live takes it when no GPU runs."""
+
 
 def weights_dir() -> Path:
     """The installed ``weights`` folder."""
