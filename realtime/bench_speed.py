@@ -25,7 +25,7 @@ import numpy as np
 
 from . import providers as P
 from .atomic import atomic_file, check_output_path
-from .cli_common import package_version
+from .cli_common import package_version, whole_number
 from .cli_options import add_device_options, add_model_dir_option
 from .engine import StyleEngine, open_engine
 from .errors import UsageError
@@ -38,19 +38,6 @@ DEFAULT_SIZES = ("640x360", "1280x720", "1920x1080")
 Stylize = Callable[[np.ndarray], np.ndarray]
 
 
-def _count(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            n = int(text)
-        except ValueError:
-            n = minimum - 1
-        if n < minimum:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {text!r}")
-        return n
-
-    return parse
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``nst-bench speed``."""
     add_model_dir_option(parser)
@@ -61,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_device_options(parser)
     parser.add_argument("--sizes", nargs="+", metavar="WxH", default=list(DEFAULT_SIZES), help=f"frame sizes (default: {' '.join(DEFAULT_SIZES)})")
-    parser.add_argument("--repeats", type=_count(1), default=20, metavar="N", help="timed calls per size; the median is reported (default: 20)")
-    parser.add_argument("--warmup", type=_count(0), default=3, metavar="N", help="untimed calls per size first (default: 3)")
+    parser.add_argument("--repeats", type=whole_number(1), default=20, metavar="N", help="timed calls per size; the median is reported (default: 20)")
+    parser.add_argument("--warmup", type=whole_number(0), default=3, metavar="N", help="untimed calls per size first (default: 3)")
     parser.add_argument("--no-reference", action="store_true", help="time only the engine")
     parser.add_argument(
         "--compare", nargs="+", type=Path, metavar="DIR", default=[],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -70,6 +71,38 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, value: object) -> None:
         pass
+
+
+def whole_number(minimum: int, unit: str = "") -> Callable[[str], int]:
+    """An argparse ``type``: a whole number of at least ``minimum`` (``unit`` names what it counts)."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            n = minimum - 1
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number{unit} of at least {minimum}, got {text!r}")
+        return n
+
+    return parse
+
+
+def number_between(low: float, high: float, *, include_low: bool = True) -> Callable[[str], float]:
+    """An argparse ``type``: a number from ``low`` (or just above it) to ``high``; NaN never passes."""
+
+    def parse(text: str) -> float:
+        try:
+            x = float(text)
+        except ValueError:
+            x = math.nan
+        ok = (low <= x if include_low else low < x) and x <= high
+        if not ok:
+            what = f"between {low:g} and {high:g}" if include_low else f"above {low:g} and at most {high:g}"
+            raise argparse.ArgumentTypeError(f"must be a number {what}, got {text!r}")
+        return x
+
+    return parse
 
 
 def setup_logging(verbose: bool, quiet: bool) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .cli_common import EXIT_INTERRUPTED, entry_point, make_parser
+from .cli_common import EXIT_INTERRUPTED, entry_point, make_parser, number_between, whole_number
 from .cli_options import add_model_options, add_temporal_option, check_model_args, engine_from_args, list_styles
 from .contract import PREDICTOR_GRAPH
 from .contract import MANIFEST_NAME
@@ -89,35 +89,15 @@ def _camera(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
-    return n
-
-
-def _positive_float(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        x = 0.0
-    if not 0 < x < 1000:
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
-    return x
-
-
 def make_live_parser() -> argparse.ArgumentParser:
     p = make_parser("nst-live", DESCRIPTION, EPILOG)
     src = p.add_argument_group("source")
     one = src.add_mutually_exclusive_group()
     one.add_argument("--camera", type=_camera, metavar="N|PATH", default=None, help="camera index or device path (default: 0)")
     one.add_argument("--source", metavar="FILE|URL|demo", default=None, help="a video file, a stream URL, or demo")
-    src.add_argument("--width", type=_positive_int, metavar="W", default=None, help="frame width to ask of the camera, or of the demo (default 640)")
-    src.add_argument("--height", type=_positive_int, metavar="H", default=None, help="frame height to ask of the camera, or of the demo (default 360)")
-    src.add_argument("--fps", type=_positive_float, metavar="F", default=None, help="frame rate to ask of the camera, or of the demo (default 30)")
+    src.add_argument("--width", type=whole_number(1), metavar="W", default=None, help="frame width to ask of the camera, or of the demo (default 640)")
+    src.add_argument("--height", type=whole_number(1), metavar="H", default=None, help="frame height to ask of the camera, or of the demo (default 360)")
+    src.add_argument("--fps", type=number_between(0.0, 1000.0, include_low=False), metavar="F", default=None, help="frame rate to ask of the camera, or of the demo (default 30)")
     src.add_argument("--fourcc", metavar="CODE", default=None,
                      help="camera pixel format, e.g. MJPG or YUYV (default: MJPG only when the camera needs it)")
     src.add_argument("--loop", action="store_true", help="--source FILE: start again at the end")
@@ -131,12 +111,12 @@ def make_live_parser() -> argparse.ArgumentParser:
     out.add_argument("--virtual-cam", action="store_true", help="send to a virtual camera (OBS Virtual Camera, v4l2loopback)")
     out.add_argument("--virtual-cam-device", metavar="DEV", default=None,
                      help="which virtual camera, e.g. /dev/video10 (default: the first available)")
-    out.add_argument("--udp", type=_positive_int, metavar="PORT", default=None, help="stream MPEG-TS to udp://127.0.0.1:PORT")
+    out.add_argument("--udp", type=whole_number(1), metavar="PORT", default=None, help="stream MPEG-TS to udp://127.0.0.1:PORT")
     out.add_argument("--record", type=Path, metavar="FILE", default=None, help="record the output (.mkv .mp4 .mov .ts .webm)")
     out.add_argument("--overwrite", action="store_true", help="replace an existing --record FILE")
     out.add_argument("--snapshot-dir", type=Path, metavar="DIR", default=Path("."),
                      help="folder for snapshots taken with s (default: the current folder)")
-    out.add_argument("--max-frames", type=_positive_int, metavar="N", default=None, help="stop after N output frames")
+    out.add_argument("--max-frames", type=whole_number(1), metavar="N", default=None, help="stop after N output frames")
     return p
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from . import contract as C
+from .cli_common import number_between, whole_number
 from .engine import StyleEngine, load_model
 from .errors import UsageError
 from .model_folder import ModelFolder
@@ -45,26 +46,6 @@ def _device(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _max_side(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < C.MIN_SIDE:
-        raise argparse.ArgumentTypeError(f"must be a whole number of pixels, at least {C.MIN_SIDE}, got {text!r}")
-    return n
-
-
-def _unit_interval(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        x = math.nan
-    if not 0.0 <= x <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return x
-
-
 def add_model_dir_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """--model DIR."""
     parser.add_argument(
@@ -77,7 +58,7 @@ def add_device_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup
     """--device and --max-side: where and at what resolution the network runs."""
     parser.add_argument("--device", type=_device, default="auto", metavar="DEVICE", help=f"{DEVICE_HELP} (default: auto)")
     parser.add_argument(
-        "--max-side", type=_max_side, default=None, metavar="N",
+        "--max-side", type=whole_number(C.MIN_SIDE, " of pixels"), default=None, metavar="N",
         help="run the network with the longer side at most N px and scale the result back to the "
         "exact input size (faster, coarser brush strokes; default: full resolution)",
     )
@@ -113,7 +94,7 @@ def add_temporal_option(parser: argparse.ArgumentParser) -> None:
     )
 
     parser.add_argument(
-        "--temporal", type=_unit_interval, default=DEFAULT_TEMPORAL, metavar="X",
+        "--temporal", type=number_between(0.0, 1.0), default=DEFAULT_TEMPORAL, metavar="X",
         help="temporal blend against flicker, 0..1: how much of the previous output, warped along the "
         f"motion, is kept (0 = off; default: {DEFAULT_TEMPORAL})",
     )
