@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from stylecast.realtime.errors import BackendUnavailableError, UsageError
 
     try:
-        from .predictor import PredictorSettings, train_predictor
+        from .predictor_train import PredictorSettings, train_predictor
         from .vgg import load_vgg, resolve_vgg_path
     except ImportError as exc:
         raise BackendUnavailableError(f"nst-train-predictor needs PyTorch ({exc.name} is missing): pip install 'stylecast[train]'") from exc

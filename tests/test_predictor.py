@@ -19,14 +19,9 @@ from conftest import TINY_ARCH, shared_data  # noqa: E402
 from stylecast.export.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from stylecast.export.cli_style_train import main as train_predictor_main  # noqa: E402
 from stylecast.export.onnx_export import PREDICTOR_TOLERANCE, PredictorWrapper  # noqa: E402
-from stylecast.export.predictor import (  # noqa: E402
-    PredictorSettings,
-    StylePredictor,
-    difference_hash,
-    load_predictor,
-    select_corpus,
-    train_predictor,
-)
+from stylecast.export.predictor import StylePredictor, load_predictor  # noqa: E402
+from stylecast.export.predictor_corpus import difference_hash, select_corpus  # noqa: E402
+from stylecast.export.predictor_train import PredictorSettings, train_predictor  # noqa: E402
 from stylecast.export.train import StyleSpec, TrainSettings, add_style, train_styles  # noqa: E402
 from stylecast.export.transformer import build_network  # noqa: E402
 from stylecast.export.vgg import VGGFeatures  # noqa: E402
