@@ -1,6 +1,7 @@
 """``nst-bench``: measurements, not tests. Each subcommand prints a table (and can save JSON).
 
   speed    model-only ms/frame of the engine against a naive PyTorch reference (bench_speed.py)
+  video    end-to-end nst-video fps against a naive one-thread loop, on generated clips (bench_video.py)
   flicker  warping error of the temporal blend on real clips, and what it costs (bench_flicker.py)
 """
 
@@ -13,9 +14,9 @@ from .cli_common import entry_point, make_parser
 
 
 def _subcommands() -> dict[str, ModuleType]:
-    from . import bench_flicker, bench_speed
+    from . import bench_flicker, bench_speed, bench_video
 
-    return {"speed": bench_speed, "flicker": bench_flicker}
+    return {"speed": bench_speed, "video": bench_video, "flicker": bench_flicker}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  speed    model-only milliseconds per frame of this engine (ONNX Runtime, the provider\n"
         "           that actually runs) against the same network in PyTorch eager fp32 with numpy\n"
         "           round trips (the way pytorch/examples runs it), at 640x360, 1280x720, 1920x1080\n"
+        "  video    end-to-end nst-video frames per second (decode, stylise, blend, encode in threads,\n"
+        "           audio copied) against a naive one-thread decode-stylise-encode loop, on clips it\n"
+        "           generates at those sizes\n"
         "  flicker  the warping error (Lai et al. 2018) of stylised real clips with and without the\n"
         "           temporal blend, how far the blend moves from the per-frame output, and its cost",
         epilog="examples:\n  nst-bench speed --model weights/default --sizes 640x360 1280x720\n"

@@ -175,3 +175,16 @@ def test_nst_bench_dispatches_subcommands(tiny_model_dir: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["nonsense"])
     assert exc.value.code == 2
+
+
+def test_nst_bench_video_runs_end_to_end(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    """Generated clip, the threaded pipeline and the naive loop both produce frames; JSON saved."""
+    pytest.importorskip("torch")
+    from stylecast.realtime.cli_bench import main
+
+    out_json = tmp_path / "video.json"
+    assert main(["video", "--model", str(tiny_model_dir), "--device", "cpu", "--sizes", "64x36", "--frames", "4",
+                 "--json", str(out_json), "-q"]) == 0
+    assert "64x36" in capsys.readouterr().out
+    row = json.loads(out_json.read_text())["results"][0]
+    assert row["frames"] == 4 and row["engine_fps"] > 0 and row["reference_fps"] > 0
