@@ -31,18 +31,12 @@ import cv2
 import numpy as np
 
 from .atomic import atomic_file, check_output_path
+from .containers import CONTAINERS
 from .errors import BackendUnavailableError, StylecastError, UsageError
 from .images import write_image
 
 log = logging.getLogger("stylecast.live")
 
-RECORD_CONTAINERS: dict[str, tuple[str, str]] = {
-    ".mkv": ("matroska", "libx264"),
-    ".mp4": ("mp4", "libx264"),
-    ".mov": ("mov", "libx264"),
-    ".ts": ("mpegts", "libx264"),
-    ".webm": ("webm", "libvpx-vp9"),
-}
 """--record extension -> (FFmpeg muxer, encoder). Encoder settings are chosen to keep up live."""
 
 _LIVE_ENCODER_OPTIONS = {
@@ -270,7 +264,7 @@ class RecordingSink:
 
     def __init__(self, path: Path | str, width: int, height: int, fps: float, *, overwrite: bool) -> None:
         self.path = check_record_path(path, overwrite=overwrite)
-        muxer, codec = RECORD_CONTAINERS[self.path.suffix.lower()]
+        muxer, codec = CONTAINERS[self.path.suffix.lower()]
         self._atomic = atomic_file(self.path, overwrite=overwrite)
         tmp = self._atomic.__enter__()
         container_options = {"movflags": "+faststart"} if muxer in ("mp4", "mov") else {}
@@ -308,8 +302,8 @@ class RecordingSink:
 def check_record_path(path: Path | str, *, overwrite: bool) -> Path:
     """Refuse an unknown extension, an existing file without ``overwrite``, or a missing folder."""
     path = Path(path)
-    if path.suffix.lower() not in RECORD_CONTAINERS:
-        raise UsageError(f"--record: {path}: use one of {', '.join(RECORD_CONTAINERS)} (the extension picks the format)")
+    if path.suffix.lower() not in CONTAINERS:
+        raise UsageError(f"--record: {path}: use one of {', '.join(CONTAINERS)} (the extension picks the format)")
     return check_output_path(path, overwrite=overwrite)
 
 

@@ -14,19 +14,11 @@ from pathlib import Path
 
 import av
 
+from .containers import CONTAINERS
 from .errors import InputFileError, UsageError
 from .video_audio import AudioTarget, plan_reencode
 from .video_codecs import check_encoder_runs, muxer_takes_codec, usable_encoders
 
-# extension -> (FFmpeg muxer, default video codec)
-CONTAINERS: dict[str, tuple[str, str]] = {
-    ".mp4": ("mp4", "libx264"),
-    ".m4v": ("mp4", "libx264"),
-    ".mov": ("mov", "libx264"),
-    ".mkv": ("matroska", "libx264"),
-    ".webm": ("webm", "libvpx-vp9"),
-    ".ts": ("mpegts", "libx264"),
-}
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libvpx": (4, 63), "libsvtav1": (0, 63),
               "h264_nvenc": (1, 51), "hevc_nvenc": (1, 51), "av1_nvenc": (1, 51)}  # nvenc: --crf is -cq, 0 = auto
