@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from stylecast.realtime.errors import CheckpointError, InputFileError, UsageError
+from stylecast.realtime.errors import InputFileError, UsageError
 from stylecast.realtime.images import read_image
 from stylecast.realtime.progress import Progress
 from stylecast.realtime.style_images import predictor_input
@@ -244,11 +244,9 @@ def train_predictor(
     """
     out = Path(out)
     dev = resolve_device(device)
-    previous = _check_out(out, resume)
+    previous = _check_out(out, resume, "predictor")
     if previous is not None:
         saved = previous.info
-        if saved.get("mode") != "predictor":
-            raise CheckpointError(f"{out}: not a style-predictor checkpoint; resume it with nst-train")
         settings = replace(PredictorSettings(**saved["predictor_settings"]), steps=settings.steps)
         corpus = corpus or Path(saved["corpus"]["folder"])
         content_dir = content_dir or Path(saved["content_dir"])

@@ -260,13 +260,26 @@ def _loop(
     return out
 
 
-def _check_out(out: Path, resume: bool) -> Checkpoint | None:
-    """The checkpoint to resume from, or None for a fresh run; refuses to clobber an old run."""
+_MODES = {  # checkpoint "mode" -> (what it is, how to resume it)
+    "train": ("multi-style training", "nst-train --out DIR --resume"),
+    "add-style": ("--add-style", "nst-train --add-style IMG --out DIR --resume"),
+    "predictor": ("style-predictor", "nst-train-predictor --out DIR --resume"),
+}
+
+
+def _check_out(out: Path, resume: bool, mode: str) -> Checkpoint | None:
+    """The checkpoint of kind ``mode`` to resume from, or None for a fresh run; refuses to clobber
+    an old run, and to resume a checkpoint another kind of training wrote."""
     has = (out / INFO_NAME).is_file()
     if resume:
         if not has:
             raise UsageError(f"--resume: no checkpoint in {out}")
-        return load_checkpoint(out)
+        previous = load_checkpoint(out)
+        saved = previous.info.get("mode")
+        if saved != mode:
+            how = f"; resume it with {_MODES[saved][1]}" if saved in _MODES else ""
+            raise CheckpointError(f"{out}: not a {_MODES[mode][0]} checkpoint{how}")
+        return previous
     if has:
         raise UsageError(f"{out} already holds a checkpoint; pass --resume to continue it, or choose another --out")
     if out.exists() and not out.is_dir():
@@ -289,11 +302,9 @@ def train_styles(
     """Train (or resume) one network for all ``styles``; returns the checkpoint folder ``out``."""
     out = Path(out)
     dev = resolve_device(device)
-    previous = _check_out(out, resume)
+    previous = _check_out(out, resume, "train")
     if previous is not None:
         saved = previous.info
-        if saved.get("mode") != "train":
-            raise CheckpointError(f"{out}: this checkpoint was made by --add-style; resume it with --add-style")
         settings = replace(TrainSettings(**{**saved["settings"], "arch_config": saved["settings"].get("arch_config", {})}), steps=settings.steps)
         saved_specs = [StyleSpec(Path(s["path"]), s["weight"], s["name"]) for s in saved["styles"]]
         if styles and [(s.path.resolve(), s.weight) for s in styles] != [(s.path.resolve(), s.weight) for s in saved_specs]:
@@ -363,11 +374,9 @@ def add_style(
     default the mean of the existing styles."""
     out = Path(out)
     dev = resolve_device(device)
-    previous = _check_out(out, resume)
+    previous = _check_out(out, resume, "add-style")
     source = previous if previous is not None else load_checkpoint(base)
     if previous is not None:
-        if previous.info.get("mode") != "add-style":
-            raise CheckpointError(f"{out}: not an --add-style checkpoint")
         settings = replace(settings, **{k: v for k, v in previous.info["settings"].items() if k not in ("steps", "arch_config")})
         content_dir = content_dir or Path(previous.info["content_dir"])
     if content_dir is None:

@@ -175,3 +175,13 @@ def test_cli_end_to_end_with_real_vgg(real_vgg_path: Path, data, tmp_path: Path,
 def test_help_and_version(flag: str) -> None:
     r = subprocess.run([sys.executable, "-c", "from stylecast.export.cli_train import main; main()", flag], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip()
+
+
+def test_resume_refuses_a_checkpoint_of_another_kind(data, vgg, tmp_path: Path) -> None:
+    from stylecast.realtime.errors import CheckpointError
+
+    content, styles = data
+    s = TrainSettings(**{**SETTINGS.__dict__, "steps": 1, "preview_every": 0})
+    base = train_styles(content, styles, tmp_path / "base", vgg, s, device="cpu", progress=False)
+    with pytest.raises(CheckpointError, match=r"not a --add-style checkpoint; resume it with nst-train --out"):
+        add_style(base, styles[0], content, base, vgg, s, device="cpu", resume=True, progress=False)
