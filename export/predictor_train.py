@@ -35,10 +35,10 @@ from .provenance import environment
 from .tensors import bgr_to_tensor, resolve_device, tensor_to_bgr
 from .train import (
     TrainSettings,
-    _check_out,
-    _optimizer_state,
-    _restore_optimizer,
-    _step_generator,
+    check_out,
+    optimizer_state,
+    restore_optimizer,
+    step_generator,
 )
 from .transformer import StyleNetwork
 from .vgg import VGGFeatures
@@ -151,7 +151,7 @@ def _named_styles(run: _PredictorRun, side: int) -> Tensor:
 
 def _save(run: _PredictorRun, out: Path) -> None:
     run.info.update(step=run.step, predictor=run.predictor.config(), predictor_settings=asdict(run.settings))
-    extra = {**predictor_tensors(run.predictor), **_optimizer_state(run.optimizer)}
+    extra = {**predictor_tensors(run.predictor), **optimizer_state(run.optimizer)}
     save_checkpoint(out, run.net, _named_styles(run, run.settings.side), run.names, run.info, extra)
 
 
@@ -188,7 +188,7 @@ def _loop(run: _PredictorRun, *, out: Path, content: ContentCrops, styles: Style
     bar.n = run.step
     try:
         while run.step < s.steps:
-            gen = _step_generator(s.seed, run.step)
+            gen = step_generator(s.seed, run.step)
             x = content.batch(s.batch, gen).to(device, non_blocking=True)
             style = styles.batch(s.batch, gen).to(device, non_blocking=True)
             targets = loss.style_targets(style)  # one Gram set per sample: [B, C, C]
@@ -244,7 +244,7 @@ def train_predictor(
     """
     out = Path(out)
     dev = resolve_device(device)
-    previous = _check_out(out, resume, "predictor")
+    previous = check_out(out, resume, "predictor")
     if previous is not None:
         saved = previous.info
         settings = replace(PredictorSettings(**saved["predictor_settings"]), steps=settings.steps)
@@ -278,7 +278,7 @@ def train_predictor(
     opt = torch.optim.Adam(params, lr=settings.lr)
     run = _PredictorRun(net, predictor, source.styles.clone(), list(source.style_names), opt, 0, {}, settings)
     if previous is not None:
-        _restore_optimizer(opt, previous.extra)
+        restore_optimizer(opt, previous.extra)
         run.step, run.info = previous.step, dict(previous.info)
         log.info("resuming at step %d of %d", run.step, settings.steps)
     else:

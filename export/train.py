@@ -104,7 +104,7 @@ class TrainSettings:
         return recipe.replace(**changes), name
 
 
-def _step_generator(seed: int, step: int) -> torch.Generator:
+def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
@@ -142,7 +142,7 @@ class _Run:
         return torch.cat([self.frozen_styles.to(self.styles.device), self.styles.detach()])
 
 
-def _optimizer_state(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+def optimizer_state(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     out = {}
     for i, st in opt.state_dict()["state"].items():
         for k, v in st.items():
@@ -150,7 +150,7 @@ def _optimizer_state(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     return out
 
 
-def _restore_optimizer(opt: torch.optim.Optimizer, extra: dict[str, torch.Tensor]) -> None:
+def restore_optimizer(opt: torch.optim.Optimizer, extra: dict[str, torch.Tensor]) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, v in extra.items():
         m = re.fullmatch(r"optim\.(\d+)\.(\w+)", key)
@@ -171,7 +171,7 @@ def _save(run: _Run, out: Path, settings: TrainSettings, recipe_desc: str) -> No
         recipe=recipe_desc,
         styles=[{"name": s.label, "path": str(s.path), "weight": s.weight, "sha256": sha256_file(s.path)} for s in run.specs],
     )
-    extra = _optimizer_state(run.optimizer)
+    extra = optimizer_state(run.optimizer)
     save_checkpoint(out, run.net, run.all_styles(), run.names, info, extra)
 
 
@@ -219,7 +219,7 @@ def _loop(
     bar.n = run.step
     try:
         while run.step < settings.steps:
-            gen = _step_generator(settings.seed, run.step)
+            gen = step_generator(settings.seed, run.step)
             s = int(torch.randint(len(run.specs), (1,), generator=gen))
             x = content.batch(settings.batch, gen).to(device, non_blocking=True)
             if cuda:
@@ -267,7 +267,7 @@ _MODES = {  # checkpoint "mode" -> (what it is, how to resume it)
 }
 
 
-def _check_out(out: Path, resume: bool, mode: str) -> Checkpoint | None:
+def check_out(out: Path, resume: bool, mode: str) -> Checkpoint | None:
     """The checkpoint of kind ``mode`` to resume from, or None for a fresh run; refuses to clobber
     an old run, and to resume a checkpoint another kind of training wrote."""
     has = (out / INFO_NAME).is_file()
@@ -302,7 +302,7 @@ def train_styles(
     """Train (or resume) one network for all ``styles``; returns the checkpoint folder ``out``."""
     out = Path(out)
     dev = resolve_device(device)
-    previous = _check_out(out, resume, "train")
+    previous = check_out(out, resume, "train")
     if previous is not None:
         saved = previous.info
         settings = replace(TrainSettings(**{**saved["settings"], "arch_config": saved["settings"].get("arch_config", {})}), steps=settings.steps)
@@ -339,7 +339,7 @@ def train_styles(
         net.load_state_dict(previous.net.state_dict())
         with torch.no_grad():
             style_param.copy_(previous.styles)
-        _restore_optimizer(opt, previous.extra)
+        restore_optimizer(opt, previous.extra)
         run.step = previous.step
         run.info = dict(previous.info)
         log.info("resuming at step %d of %d", run.step, settings.steps)
@@ -374,7 +374,7 @@ def add_style(
     default the mean of the existing styles."""
     out = Path(out)
     dev = resolve_device(device)
-    previous = _check_out(out, resume, "add-style")
+    previous = check_out(out, resume, "add-style")
     source = previous if previous is not None else load_checkpoint(base)
     if previous is not None:
         settings = replace(settings, **{k: v for k, v in previous.info["settings"].items() if k not in ("steps", "arch_config")})
@@ -407,7 +407,7 @@ def add_style(
     names = list(source.style_names) if previous is not None else [*source.style_names, style.label]
     run = _Run(net, frozen, new, names, [style], opt, 0, {})
     if previous is not None:
-        _restore_optimizer(opt, previous.extra)
+        restore_optimizer(opt, previous.extra)
         run.step, run.info = previous.step, dict(previous.info)
     else:
         run.info = {
