@@ -144,3 +144,47 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
         raise CheckpointError(f"{tensors_path}: style vectors {shape} do not match {len(names)} styles of size {net.style_dim}")
     extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
     return Checkpoint(net=net.eval(), styles=styles, style_names=names, info=info, extra=extra, folder=folder)
+
+
+def save_network(path: Path, net: StyleNetwork) -> Path:
+    """Write the network's weights alone (``net.<name>`` float32 tensors) as safetensors."""
+    save_file({f"net.{k}": v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}, str(path))
+    return path
+
+
+def load_network_source(path: Path | str) -> Checkpoint:
+    """A training checkpoint folder, or a model folder that carries the network's PyTorch
+    weights (``network.safetensors``, written by nst-export): what ``--from`` accepts.
+
+    A model folder is fully validated first (manifest hashes included); its style vectors
+    come from ``styles.npz``."""
+    from stylecast.realtime import contract as C
+    from stylecast.realtime.errors import ModelFolderError
+    from stylecast.realtime.model_folder import load_model_folder
+
+    path = Path(path)
+    if not (path / C.MANIFEST_NAME).is_file():
+        return load_checkpoint(path)
+    try:
+        folder = load_model_folder(path)
+    except ModelFolderError as exc:
+        raise CheckpointError(str(exc)) from exc
+    entry = folder.manifest.get("network")
+    if not isinstance(entry, dict) or entry.get("file") not in folder.manifest["files"]:
+        raise CheckpointError(f"{path}: this model folder has no PyTorch weights ({C.NETWORK_WEIGHTS}); "
+                              "export it again with this version of nst-export, or start from a checkpoint")
+    try:
+        tensors = load_file(str(path / entry["file"]))
+        net = build_network(entry["architecture"], entry.get("config"))
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path / str(entry.get('file'))}: cannot read the network weights ({exc})") from exc
+    try:
+        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")}, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit a {net.arch_name} network ({str(exc).splitlines()[0]})") from exc
+    if net.style_dim != folder.style_dim:
+        raise CheckpointError(f"{path}: the network takes style vectors of {net.style_dim}, styles.npz has {folder.style_dim}")
+    info = {"mode": "model-folder", "step": folder.manifest.get("provenance", {}).get("training", {}).get("step", 0),
+            "settings": folder.manifest.get("provenance", {}).get("training", {}).get("settings")}
+    return Checkpoint(net=net.eval(), styles=torch.from_numpy(folder.style_vectors.copy()), style_names=list(folder.style_names),
+                      info=info, folder=path)

@@ -26,13 +26,19 @@ def build_parser() -> argparse.ArgumentParser:
         "relu2_1) with a VGG that stops at relu3_1; the choice is logged.\n\n"
         "OUT is a checkpoint folder (checkpoint.safetensors + checkpoint.json, previews/):\n"
         "written every --checkpoint-every steps and on Ctrl-C; --resume continues exactly\n"
-        "where it stopped. Export it with nst-export. On CUDA: bf16 autocast, channels_last;\n"
-        "on the CPU: fp32 (slow: use it for small trials).",
+        "where it stopped, and --time-limit ends a run cleanly with one. Each sample of a batch\n"
+        "draws its own style, so every step trains several styles. The learning rate warms up,\n"
+        "then decays over the last part of the run; --final-size switches to larger crops late.\n"
+        "bf16 autocast where the CPU (AVX512-BF16/AMX) or GPU runs it natively, else fp32.\n"
+        "The first 50 steps predict how long the whole run takes (logged). Export a checkpoint\n"
+        "with nst-export; a model folder exported so carries the network's PyTorch weights,\n"
+        "so --from can start a new run or --add-style from it.",
         epilog=(
             "examples:\n"
             "  nst-train --content-dir photos/ --styles starry.jpg wave.jpg:2.0 --out runs/multi --vgg vgg19.pth\n"
             "  nst-train --out runs/multi --resume --steps 60000 --vgg vgg19.pth\n"
-            "  nst-train --add-style mine.jpg --name mine --from runs/multi --content-dir photos/ --out runs/mine --vgg vgg19.pth\n\n"
+            "  nst-train --content-dir photos/ --styles a.jpg b.jpg --size 192 --final-size 256 --time-limit 2h15m --out runs/cpu --vgg vgg.safetensors\n"
+            "  nst-train --add-style mine.jpg --name mine --from weights/default --content-dir photos/ --out runs/mine --vgg vgg19.pth\n\n"
             "VGG weights: --vgg PATH or the NST_VGG environment variable (torchvision's vgg19/vgg16\n"
             "state dict, or the normalised VGG-19 of AdaIN/WCT); --vgg download:vgg19 fetches\n"
             "torchvision's file once, only when you ask."
@@ -44,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--out", type=Path, required=True, metavar="DIR", help="checkpoint folder to write (or resume)")
     what.add_argument("--resume", action="store_true", help="continue the run in --out (its saved settings are used; --steps may raise the target)")
     what.add_argument("--add-style", metavar="IMG[:W]", help="learn one new style for the network of --from, all shared weights frozen")
-    what.add_argument("--from", dest="base", type=Path, metavar="CHECKPOINT", help="with --add-style: the trained checkpoint to extend")
+    what.add_argument("--from", dest="base", type=Path, metavar="DIR",
+                      help="a checkpoint or a model folder (e.g. the bundled weights/default): with --add-style the network "
+                           "to extend; otherwise the network weights a new run starts from (warm start)")
     what.add_argument("--name", help="with --add-style: the new style's name (default: the file name)")
     how = p.add_argument_group("how")
     how.add_argument("--vgg", metavar="PATH", help="VGG weights for the losses (default: $NST_VGG)")
@@ -52,7 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--size", type=int, default=256, help="content crop size in px (default 256)")
     how.add_argument("--batch", type=int, default=8, help="crops per step (default 8)")
     how.add_argument("--style-size", type=int, default=512, help="longer side of the style images in px (default 512)")
-    how.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3; 1e-2 with --add-style)")
+    how.add_argument("--lr", type=float, default=None, help="peak Adam learning rate (default 1e-3; 1e-2 with --add-style)")
+    how.add_argument("--warmup", type=int, default=200, metavar="N", help="steps of linear learning-rate warm-up from lr/10 (default 200)")
+    how.add_argument("--decay-from", type=float, default=0.7, metavar="F",
+                     help="cosine decay of the learning rate to 5%% of --lr, from this fraction of --steps on (default 0.7; 1 = none)")
+    how.add_argument("--final-size", type=int, metavar="PX", help="crop size for the late steps, e.g. 256 after --size 192 (default: no change)")
+    how.add_argument("--final-size-from", type=float, default=0.85, metavar="F", help="fraction of --steps after which --final-size is used (default 0.85)")
+    how.add_argument("--one-style-per-batch", action="store_true",
+                     help="every sample of a step uses the same style (default: each sample draws its own style)")
+    how.add_argument("--holdout", type=int, default=0, metavar="N",
+                     help="content photos held back for evaluation, chosen by a hash of their names (default 0)")
+    how.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                     help="auto: bf16 autocast where the CPU or GPU runs it natively (losses stay fp32), else fp32 (default auto)")
+    how.add_argument("--time-limit", metavar="DURATION",
+                     help="stop cleanly with a checkpoint after this much wall time, e.g. 2h15m or 90m; continue with --resume")
+    how.add_argument("--checkpoint-minutes", type=float, default=5.0, metavar="M",
+                     help="also write a checkpoint after M minutes of wall time (default 5; 0 = by steps only)")
     how.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     how.add_argument("--content-weight", type=float, help="content loss weight (default: the recipe's)")
     how.add_argument("--style-weight", type=float, help="style loss weight (default: the recipe's)")
@@ -77,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from stylecast.realtime.errors import UsageError
 
     try:
+        from .schedule import parse_duration
         from .train import StyleSpec, TrainSettings, add_style, parse_style_spec, train_styles
         from .vgg import load_vgg, resolve_vgg_path
     except ImportError as exc:  # torch or safetensors missing
@@ -95,8 +119,19 @@ def run(args: argparse.Namespace) -> int:
     adding = args.add_style is not None
     if adding and args.base is None and not args.resume:
         raise UsageError("--add-style needs --from CHECKPOINT (the trained network to extend)")
-    if not adding and (args.base is not None or args.name is not None):
-        raise UsageError("--from and --name go with --add-style")
+    if not adding and args.name is not None:
+        raise UsageError("--name goes with --add-style")
+    if args.resume and args.base is not None and not adding:
+        raise UsageError("--from starts a new run; --resume continues the one in --out (omit --from)")
+    _positive("--warmup", args.warmup, 0)
+    _positive("--holdout", args.holdout, 0)
+    _positive("--checkpoint-minutes", args.checkpoint_minutes, 0)
+    if args.final_size is not None:
+        _positive("--final-size", args.final_size, 16)
+    for flag, value in (("--decay-from", args.decay_from), ("--final-size-from", args.final_size_from)):
+        if not 0 <= value <= 1:
+            raise UsageError(f"{flag} must be a fraction from 0 to 1, got {value:g}")
+    time_limit = parse_duration(args.time_limit) if args.time_limit else None
     if adding and args.styles:
         raise UsageError("--styles and --add-style cannot be combined")
     settings = TrainSettings(
@@ -114,6 +149,14 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         preview_every=args.preview_every,
         arch=args.arch,
+        precision=args.precision,
+        warmup=args.warmup,
+        decay_from=args.decay_from,
+        final_size=args.final_size,
+        final_size_from=args.final_size_from,
+        mixed_styles=not args.one_style_per_batch,
+        holdout=args.holdout,
+        checkpoint_minutes=args.checkpoint_minutes,
     )
     from stylecast.realtime.images import list_images, read_image
 
@@ -129,9 +172,11 @@ def run(args: argparse.Namespace) -> int:
         spec = parse_style_spec(args.add_style)
         if args.name:
             spec = StyleSpec(spec.path, spec.weight, args.name)
-        out = add_style(args.base, spec, args.content_dir, args.out, vgg, settings, device=args.device, resume=args.resume, progress=progress)
+        out = add_style(args.base, spec, args.content_dir, args.out, vgg, settings, device=args.device, resume=args.resume,
+                        progress=progress, time_limit=time_limit)
     else:
-        out = train_styles(args.content_dir, specs, args.out, vgg, settings, device=args.device, resume=args.resume, progress=progress)
+        out = train_styles(args.content_dir, specs, args.out, vgg, settings, device=args.device, resume=args.resume,
+                           progress=progress, time_limit=time_limit, base=args.base)
     print(f"checkpoint written to {out}; export it with: nst-export {out} MODEL_DIR --fp16")
     return 0
 

@@ -7,6 +7,7 @@ draws exactly the crops an uninterrupted one would have.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -37,18 +38,32 @@ def load_style_image(path: Path, size: int) -> torch.Tensor:
     return bgr_to_tensor(resize_longer(read_image(path, min_side=16, what="style image"), size))
 
 
+def held_out(files: list[Path], n: int) -> list[Path]:
+    """The ``n`` photos held back for evaluation: those whose file names hash lowest. Depends only
+    on the names, so the same photos are held back however the folder is listed or extended."""
+    if n < 0 or n >= len(files):
+        raise UsageError(f"cannot hold back {n} of {len(files)} content photos (at least one must remain for training)")
+    return sorted(files, key=lambda f: hashlib.sha256(f.name.encode("utf-8")).hexdigest())[:n]
+
+
 class ContentCrops:
     """All content photos of a folder, held in memory, served as random square crops.
 
-    Photos whose shorter side is under ``size`` are scaled up once at load so every
-    crop is a real crop. Unreadable files are skipped with a warning; a folder with no
-    readable image is an InputFileError.
+    Photos whose shorter side is under ``size`` (the largest crop the run takes) are scaled
+    up once at load so every crop is a real crop. Unreadable files are skipped with a
+    warning; a folder with no readable image is an InputFileError. ``holdout`` photos
+    (see :func:`held_out`) are left out; their names are in ``held_out_names``.
     """
 
-    def __init__(self, folder: Path | str, size: int, device: torch.device | str = "cpu", limit: int | None = None) -> None:
+    def __init__(
+        self, folder: Path | str, size: int, device: torch.device | str = "cpu", limit: int | None = None, holdout: int = 0
+    ) -> None:
         if size < 16:
             raise UsageError(f"--size must be at least 16, got {size}")
         files = list_images(folder)
+        kept_back = set(held_out(files, holdout)) if holdout else set()
+        self.held_out_names = sorted(f.name for f in kept_back)
+        files = [f for f in files if f not in kept_back]
         if limit is not None:
             files = files[:limit]
         self.size = size
@@ -77,9 +92,12 @@ class ContentCrops:
     def __len__(self) -> int:
         return len(self.images)
 
-    def batch(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` random crops (random photo, position and horizontal flip): float RGB [n, 3, size, size]."""
-        s = self.size
+    def batch(self, n: int, generator: torch.Generator, size: int | None = None) -> torch.Tensor:
+        """``n`` random crops (random photo, position and horizontal flip): float RGB [n, 3, s, s]
+        with s = ``size`` (at most the size given at load; default that size)."""
+        s = self.size if size is None else size
+        if not 16 <= s <= self.size:
+            raise ValueError(f"crop size {s} is outside 16..{self.size} (the size the photos were loaded for)")
         picks = torch.randint(len(self.images), (n,), generator=generator).tolist()
         crops = []
         for i in picks:

@@ -112,7 +112,7 @@ def stylize_gatys(
         if value < best["loss"]:
             best["loss"], best["x"] = value, x.detach().clone()
         if progress is not None:
-            progress(min(evals, steps), steps, {k: float(v.detach()) for k, v in losses.items()})
+            progress(min(evals, steps), steps, {k: float(v.detach()) for k, v in losses.items() if v.ndim == 0})
         return losses["total"]
 
     if optimizer == "lbfgs":

@@ -57,9 +57,14 @@ def content_loss(f: Tensor, target: Tensor) -> Tensor:
 
 def style_loss(g: Tensor, target: Tensor) -> Tensor:
     """Mean squared error between Grams: g [B, C, C], target [B, C, C] or [1, C, C] (broadcast)."""
+    return style_loss_per_sample(g, target).mean()
+
+
+def style_loss_per_sample(g: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error between Grams for each sample: [B]. Shapes as in :func:`style_loss`."""
     if target.ndim != 3 or target.shape[1:] != g.shape[1:] or target.shape[0] not in (1, g.shape[0]):
         raise ValueError(f"style target of shape {tuple(target.shape)} does not fit Grams {tuple(g.shape)}")
-    return (g - target).pow(2).mean()
+    return (g - target).pow(2).mean(dim=(1, 2))
 
 
 def tv_loss(x: Tensor) -> Tensor:
@@ -242,14 +247,21 @@ class PerceptualLoss:
             return self.vgg.features(content, self.recipe.content_layers)
 
     def __call__(
-        self, output: Tensor, content: Tensor | Mapping[str, Tensor] | None, style_targets: StyleTargets
+        self,
+        output: Tensor,
+        content: Tensor | Mapping[str, Tensor] | None,
+        style_targets: StyleTargets,
+        style_weights: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Loss terms for ``output`` [B, 3, H, W].
 
         content: the content images [B, 3, H, W] or their precomputed ``content_targets``
         (None only if the recipe has no content layers). style_targets: from
-        :meth:`style_targets`, [B, C, C] per sample or [1, C, C] shared.
-        Returns {'content', 'style', 'tv', 'total'}: scalar tensors (the first three unweighted).
+        :meth:`style_targets`, [B, C, C] per sample or [1, C, C] shared. style_weights:
+        optional float [B], each sample's multiplier of its style term (a batch that mixes
+        styles of different weights); the 'style' term is then the mean of weight * loss.
+        Returns {'content', 'style', 'tv', 'total'}: scalar tensors (the first three unweighted,
+        apart from ``style_weights``), and 'style_per_sample' [B] (unweighted, detached).
         """
         r = self.recipe
         if min(output.shape[-2:]) < max(self._min_content, self._min_style):
@@ -264,7 +276,7 @@ class PerceptualLoss:
         if r.style_layers and not levels:
             raise UsageError("the style targets do not cover any pyramid level of this image")
         zero = output.new_zeros(())
-        content_total, style_total = zero, zero
+        content_total, style_total = zero, output.new_zeros(output.shape[0])
         feats0 = self.vgg.features(output, r.taps)
         if r.content_layers:
             if content is None:
@@ -275,9 +287,13 @@ class PerceptualLoss:
         for k in levels:
             feats = feats0 if k == 0 else self.vgg.features(F.avg_pool2d(output, 2**k), self._style_taps)
             for tap in self._style_taps:
-                style_total = style_total + r.style_layers[tap] * style_loss(gram(feats[tap]), style_targets[(k, tap)])
+                style_total = style_total + r.style_layers[tap] * style_loss_per_sample(gram(feats[tap]), style_targets[(k, tap)])
         if levels:
             style_total = style_total / len(levels)
+        per_sample = style_total.detach()
+        if style_weights is not None:
+            style_total = style_total * style_weights.to(style_total)
+        style_mean = style_total.mean()
         tv = tv_loss(output)
-        total = r.content_weight * content_total + r.style_weight * style_total + r.tv_weight * tv
-        return {"content": content_total, "style": style_total, "tv": tv, "total": total}
+        total = r.content_weight * content_total + r.style_weight * style_mean + r.tv_weight * tv
+        return {"content": content_total, "style": style_mean, "tv": tv, "total": total, "style_per_sample": per_sample}

@@ -30,7 +30,8 @@ from stylecast.realtime.model_folder import load_model_folder, write_manifest, w
 
 from .checkpoint import Checkpoint
 from .predictor import StylePredictor, load_predictor
-from .provenance import environment
+from .checkpoint import save_network
+from .provenance import environment, public_record
 from .transformer import StyleNetwork
 
 log = logging.getLogger("stylecast.export")
@@ -230,10 +231,10 @@ def export_model_folder(
     ``predictor``: also export the checkpoint's style predictor, when it holds one."""
     net, styles = checkpoint.net.float().eval(), checkpoint.styles.float()
     style_predictor = load_predictor(checkpoint) if predictor else None
-    provenance = {
+    provenance = public_record({
         "training": {k: v for k, v in checkpoint.info.items() if k not in ("format", "version", "tensors_sha256")},
         "export": environment(),
-    }
+    })
     meta_common = {
         C.META_CONTRACT: str(C.CONTRACT_VERSION),
         C.META_STYLE_DIM: str(net.style_dim),
@@ -262,6 +263,7 @@ def export_model_folder(
         if style_predictor is not None:
             predictor_diff = _export_predictor(style_predictor, tmp / C.PREDICTOR_GRAPH, meta_common, outdir)
         write_styles(tmp, checkpoint.style_names, styles.numpy())
+        save_network(tmp / C.NETWORK_WEIGHTS, net)
         write_manifest(
             tmp,
             style_names=checkpoint.style_names,
@@ -270,6 +272,7 @@ def export_model_folder(
             architecture=net.arch_name,
             provenance=provenance,
             predictor=C.PREDICTOR_GRAPH if style_predictor is not None else None,
+            network={"file": C.NETWORK_WEIGHTS, "architecture": net.arch_name, "config": net.config()},
         )
         load_model_folder(tmp)  # the folder must pass the runtime's own checks before it is moved into place
     return ExportReport(folder=outdir, max_diff=diffs, predictor_diff=predictor_diff)

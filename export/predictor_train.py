@@ -202,7 +202,7 @@ def _loop(run: _PredictorRun, *, out: Path, content: ContentCrops, styles: Style
             total.backward()
             run.optimizer.step()
             run.step += 1
-            bar.update(1, **{k: float(v.detach()) for k, v in terms.items() if k != "total"})
+            bar.update(1, **{k: float(v.detach()) for k, v in terms.items() if k != "total" and v.ndim == 0})
             if run.step % s.checkpoint_every == 0 or run.step == s.steps:
                 run.predictor.eval()
                 _evaluate(run, held)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ntpath
 import platform
+import posixpath
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -35,3 +37,16 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "git_commit": git_commit(),
     }
+
+
+def public_record(value: Any) -> Any:
+    """``value`` (JSON-like) with every absolute path cut to its last component, so that what
+    ships (manifests, graph metadata, model cards) names no folder, user or host of the
+    machine it was made on."""
+    if isinstance(value, dict):
+        return {k: public_record(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [public_record(v) for v in value]
+    if isinstance(value, str) and (posixpath.isabs(value) or ntpath.isabs(value) or value.startswith("~")):
+        return ntpath.basename(posixpath.basename(value.rstrip("/\\"))) or value
+    return value

@@ -16,11 +16,10 @@ bit-identical to an uninterrupted one on the same device.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import re
-from collections.abc import Callable
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,11 @@ from stylecast.realtime.errors import CheckpointError, UsageError
 from stylecast.realtime.model_folder import sha256_file
 from stylecast.realtime.progress import Progress
 
-from .checkpoint import INFO_NAME, Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import INFO_NAME, Checkpoint, load_checkpoint, load_network_source, save_checkpoint
 from .data import ContentCrops, load_style_image
-from .losses import LossRecipe, PerceptualLoss, StyleTargets, choose_recipe
+from .losses import LossRecipe, PerceptualLoss, StyleTargets, choose_recipe, select_style_targets, stack_style_targets
 from .provenance import environment
+from .schedule import StopRequested, WallClock, autocast, crop_size, learning_rate, resolve_precision, sigterm_stops
 from .tensors import resolve_device, tensor_to_bgr
 from .transformer import StyleNetwork, build_network
 from .vgg import VGGFeatures
@@ -88,6 +88,20 @@ class TrainSettings:
     preview_every: int = 500
     arch: str = "johnson"
     arch_config: dict[str, Any] = field(default_factory=dict)
+    precision: str = "auto"  # auto, bf16 or fp32; what ran is stored as info["precision"]
+    warmup: int = 200  # steps of linear learning-rate warm-up
+    decay_from: float = 0.7  # cosine decay of the learning rate over the last 30% of the steps
+    final_size: int | None = None  # crop size for the late steps (e.g. 256 after 192)
+    final_size_from: float = 0.85  # fraction of the steps after which final_size is used
+    mixed_styles: bool = True  # each sample of a batch draws its own style
+    holdout: int = 0  # content photos held back for evaluation (never trained on)
+    checkpoint_minutes: float = 5.0  # also write a checkpoint after this much wall time
+
+    def lr_at(self, step: int) -> float:
+        return learning_rate(step, self.steps, self.lr, self.warmup, self.decay_from)
+
+    def size_at(self, step: int) -> int:
+        return crop_size(step, self.steps, self.size, self.final_size, self.final_size_from)
 
     def recipe(self, vgg: VGGFeatures) -> tuple[LossRecipe, str]:
         recipe, name = choose_recipe(vgg.taps)
@@ -196,6 +210,20 @@ def _preview(run: _Run, content: torch.Tensor, style_images: list[torch.Tensor],
     cv2.imwrite(str(path), np.concatenate(rows, axis=0))
 
 
+def _draw_styles(run: _Run, settings: TrainSettings, gen: torch.Generator) -> torch.Tensor:
+    """The trainable style index of each sample of this step's batch: int64 [B]."""
+    n = len(run.specs)
+    if settings.mixed_styles:
+        return torch.randint(n, (settings.batch,), generator=gen)
+    return torch.randint(n, (1,), generator=gen).expand(settings.batch)
+
+
+def _log_style_losses(run: _Run, ema: torch.Tensor) -> None:
+    names = run.names[len(run.frozen_styles):]
+    log.info("step %d, style loss per style (moving average): %s", run.step,
+             ", ".join(f"{n} {v:.3g}" for n, v in zip(names, ema.tolist())))
+
+
 def _loop(
     run: _Run,
     *,
@@ -203,61 +231,100 @@ def _loop(
     settings: TrainSettings,
     content: ContentCrops,
     loss: PerceptualLoss,
-    targets: list[StyleTargets],
+    targets: StyleTargets,
     style_images: list[torch.Tensor],
     device: torch.device,
     progress: bool | None,
     recipe_desc: str,
+    time_limit: float | None = None,
 ) -> Path:
+    """Train until ``settings.steps`` or ``time_limit`` seconds; ``targets`` holds every trainable
+    style's Grams stacked along the batch axis (``stack_style_targets``)."""
     r = loss.recipe
-    cuda = device.type == "cuda"
-    autocast: Callable[[], Any] = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
+    precision = resolve_precision(settings.precision, device)
+    if run.info.setdefault("precision", precision) != precision:
+        log.warning("this checkpoint trained in %s so far; continuing in %s", run.info["precision"], precision)
+        run.info["precision"] = precision
+    log.info("precision: %s on %s", precision, device)
+    amp = autocast(precision, device)
     preview_gen = torch.Generator().manual_seed(settings.seed + 7)
     preview_content = content.batch(min(3, len(content)), preview_gen).to(device)
+    weights = torch.tensor([s.weight for s in run.specs], dtype=torch.float32)
+    ema = torch.tensor(run.info.get("style_loss_ema") or [float("nan")] * len(run.specs))
+    clock = WallClock(settings.checkpoint_minutes, time_limit)
+    first_step, predicted = run.step, False
     run.net.train()
-    bar = Progress(settings.steps, "training", unit="step", enabled=progress)
-    bar.n = run.step
-    try:
-        while run.step < settings.steps:
-            gen = step_generator(settings.seed, run.step)
-            s = int(torch.randint(len(run.specs), (1,), generator=gen))
-            x = content.batch(settings.batch, gen).to(device, non_blocking=True)
-            if cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
-            style = run.styles[s : s + 1]
-            with autocast():
-                y = run.net(x, style)
-                terms = loss(y.float(), x, targets[s])
-                total = (
-                    r.content_weight * terms["content"]
-                    + r.style_weight * run.specs[s].weight * terms["style"]
-                    + r.tv_weight * terms["tv"]
-                )
-                if settings.stability > 0:
-                    terms["stab"] = stability_loss(run.net, x, style, y, gen).float()
-                    total = total + settings.stability * terms["stab"]
-            if not torch.isfinite(total):
-                raise UsageError(f"the loss became {total.item()} at step {run.step}; lower --lr or the loss weights")
-            run.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            run.optimizer.step()
-            run.step += 1
-            losses = {k: float(v.detach()) for k, v in terms.items() if k != "total"}
-            bar.update(1, using=run.names[len(run.frozen_styles) + s], **losses)
-            if run.step % settings.checkpoint_every == 0 or run.step == settings.steps:
-                _save(run, out, settings, recipe_desc)
-            if settings.preview_every and (run.step % settings.preview_every == 0 or run.step == settings.steps):
-                run.net.eval()
-                _preview(run, preview_content, style_images, out / "previews" / f"step_{run.step:06d}.png")
-                run.net.train()
-    except KeyboardInterrupt:
+    bar = Progress(settings.steps, "training", unit="step", enabled=progress, initial=run.step)
+
+    def save() -> None:
+        run.info["style_loss_ema"] = ema.tolist()
         _save(run, out, settings, recipe_desc)
-        log.warning("interrupted at step %d; checkpoint saved: continue with --resume", run.step)
-        raise
+        clock.saved()
+
+    try:
+        with sigterm_stops():
+            while run.step < settings.steps:
+                if clock.out_of_time():
+                    save()
+                    log.warning("time limit reached at step %d of %d; checkpoint saved: continue with --resume", run.step, settings.steps)
+                    break
+                gen = step_generator(settings.seed, run.step)
+                idx = _draw_styles(run, settings, gen)
+                x = content.batch(settings.batch, gen, size=settings.size_at(run.step)).to(device, non_blocking=True)
+                if device.type == "cuda":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                for group in run.optimizer.param_groups:
+                    group["lr"] = settings.lr_at(run.step)
+                style = run.styles[idx.to(run.styles.device)]
+                with amp():
+                    y = run.net(x, style)
+                    terms = loss(y.float(), x, select_style_targets(targets, idx), weights[idx].to(device))
+                    total = r.content_weight * terms["content"] + r.style_weight * terms["style"] + r.tv_weight * terms["tv"]
+                    if settings.stability > 0:
+                        terms["stab"] = stability_loss(run.net, x, style, y, gen).float()
+                        total = total + settings.stability * terms["stab"]
+                if not torch.isfinite(total):
+                    raise UsageError(f"the loss became {total.item()} at step {run.step}; lower --lr or the loss weights")
+                run.optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                run.optimizer.step()
+                run.step += 1
+                per_sample = terms.pop("style_per_sample").float().cpu()
+                for i, v in zip(idx.tolist(), per_sample.tolist()):
+                    ema[i] = v if math.isnan(ema[i]) else 0.98 * ema[i] + 0.02 * v
+                shown = {k: float(v.detach()) for k, v in terms.items() if k != "total"}
+                bar.update(1, **shown)
+                if not predicted and run.step - first_step == 50:
+                    predicted = True
+                    _predict(settings, run.step, first_step, clock, time_limit)
+                if run.step % settings.checkpoint_every == 0 or run.step == settings.steps or clock.save_due():
+                    save()
+                    _log_style_losses(run, ema)
+                if settings.preview_every and (run.step % settings.preview_every == 0 or run.step == settings.steps):
+                    run.net.eval()
+                    _preview(run, preview_content, style_images, out / "previews" / f"step_{run.step:06d}.png")
+                    run.net.train()
+    except (KeyboardInterrupt, StopRequested) as exc:
+        save()
+        log.warning("%s at step %d; checkpoint saved: continue with --resume", "stopped by " + str(exc) if isinstance(exc, StopRequested) else "interrupted", run.step)
+        raise KeyboardInterrupt from exc
     finally:
         bar.close()
     run.net.eval()
     return out
+
+
+def _predict(settings: TrainSettings, step: int, first: int, clock: WallClock, time_limit: float | None) -> None:
+    """Log the whole run's predicted duration from its first steps (crop size changes included)."""
+    per_step = clock.elapsed() / (step - first)
+    base = settings.size_at(step) ** 2
+    # Later steps at another crop size cost in proportion to their pixels.
+    rest = sum(settings.size_at(k) ** 2 / base for k in range(step, settings.steps)) * per_step
+    when = time.strftime("%H:%M", time.localtime(time.time() + rest))
+    msg = f"{per_step:.3g} s/step over the first {step - first} steps: the remaining {settings.steps - step} steps take about {rest / 3600:.2f} h (ends about {when})"
+    if time_limit is not None and clock.elapsed() + rest > time_limit:
+        msg += f"; the time limit ({time_limit / 3600:.2f} h) stops it first, near step {step + int((time_limit - clock.elapsed()) / per_step)}"
+    log.info(msg)
 
 
 _MODES = {  # checkpoint "mode" -> (what it is, how to resume it)
@@ -265,6 +332,12 @@ _MODES = {  # checkpoint "mode" -> (what it is, how to resume it)
     "add-style": ("--add-style", "nst-train --add-style IMG --out DIR --resume"),
     "predictor": ("style-predictor", "nst-train-predictor --out DIR --resume"),
 }
+
+
+def _content(folder: Path, settings: TrainSettings, device: torch.device, limit: int | None) -> ContentCrops:
+    """The content photos, loaded large enough for every crop size of the run."""
+    largest = max(settings.size, settings.final_size or 0)
+    return ContentCrops(folder, largest, device, limit=limit, holdout=settings.holdout)
 
 
 def check_out(out: Path, resume: bool, mode: str) -> Checkpoint | None:
@@ -298,8 +371,14 @@ def train_styles(
     resume: bool = False,
     progress: bool | None = None,
     content_limit: int | None = None,
+    time_limit: float | None = None,
+    base: Path | None = None,
 ) -> Path:
-    """Train (or resume) one network for all ``styles``; returns the checkpoint folder ``out``."""
+    """Train (or resume) one network for all ``styles``; returns the checkpoint folder ``out``.
+
+    ``base``: a checkpoint or model folder whose network weights start the run (warm start; the
+    architecture is taken from it and every style vector starts at the mean of its styles).
+    ``time_limit``: seconds after which the run saves a checkpoint and returns."""
     out = Path(out)
     dev = resolve_device(device)
     previous = check_out(out, resume, "train")
@@ -325,13 +404,22 @@ def train_styles(
     log.info("loss recipe: %s (%s)", recipe_name, recipe.describe())
     loss = PerceptualLoss(vgg.to(dev), recipe)
     style_images = [load_style_image(s.path, settings.style_size) for s in styles]
-    targets = [loss.style_targets(img.to(dev)) for img in style_images]
-    content = ContentCrops(content_dir, settings.size, dev, limit=content_limit)
+    targets = stack_style_targets([loss.style_targets(img.to(dev)) for img in style_images])
+    content = _content(content_dir, settings, dev, content_limit)
 
     torch.manual_seed(settings.seed)
+    warm = load_network_source(base) if base is not None and previous is None else None
+    if warm is not None:
+        settings = replace(settings, arch=warm.net.arch_name, arch_config=warm.net.config())
     net = build_network(settings.arch, settings.arch_config).to(dev)
     style_param = torch.nn.Parameter(net.identity_style(len(styles)).to(dev))
+    if warm is not None:
+        net.load_state_dict(warm.net.state_dict())
+        with torch.no_grad():
+            style_param.copy_(warm.styles.mean(0, keepdim=True).expand_as(style_param))
+        log.info("warm start from %s (%s, %d styles)", base, warm.net.arch_name, len(warm.style_names))
     if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam([*net.parameters(), style_param], lr=settings.lr)
     run = _Run(net, torch.zeros(0, net.style_dim), style_param, names, list(styles), opt, 0, {})
@@ -348,10 +436,13 @@ def train_styles(
             "mode": "train",
             "content_dir": str(Path(content_dir).resolve()),
             "content_photos": len(content),
+            "held_out_photos": content.held_out_names,
+            "warm_start": None if warm is None else {"from": Path(base).name, "styles": warm.style_names},
             "environment": environment(),
         }
     return _loop(run, out=out, settings=settings, content=content, loss=loss, targets=targets,
-                 style_images=style_images, device=dev, progress=progress, recipe_desc=f"{recipe_name}: {recipe.describe()}")
+                 style_images=style_images, device=dev, progress=progress, recipe_desc=f"{recipe_name}: {recipe.describe()}",
+                 time_limit=time_limit)
 
 
 def add_style(
@@ -366,16 +457,18 @@ def add_style(
     resume: bool = False,
     progress: bool | None = None,
     init_vector: torch.Tensor | None = None,
+    time_limit: float | None = None,
 ) -> Path:
     """Learn one new style vector for the frozen network of checkpoint ``base``; write the
     checkpoint with the style appended to ``out``. Every other tensor stays bit-identical.
 
     ``init_vector`` float [S]: where the new vector starts (e.g. the style predictor's guess);
-    default the mean of the existing styles."""
+    default the mean of the existing styles. ``base`` is a checkpoint or a model folder that
+    carries the network's PyTorch weights."""
     out = Path(out)
     dev = resolve_device(device)
     previous = check_out(out, resume, "add-style")
-    source = previous if previous is not None else load_checkpoint(base)
+    source = previous if previous is not None else load_network_source(base)
     if previous is not None:
         settings = replace(settings, **{k: v for k, v in previous.info["settings"].items() if k not in ("steps", "arch_config")})
         content_dir = content_dir or Path(previous.info["content_dir"])
@@ -388,8 +481,8 @@ def add_style(
     log.info("loss recipe: %s (%s)", recipe_name, recipe.describe())
     loss = PerceptualLoss(vgg.to(dev), recipe)
     style_image = load_style_image(style.path, settings.style_size)
-    targets = [loss.style_targets(style_image.to(dev))]
-    content = ContentCrops(content_dir, settings.size, dev)
+    targets = loss.style_targets(style_image.to(dev))
+    content = _content(content_dir, settings, dev, None)
 
     net = source.net.to(dev)
     net.requires_grad_(False)  # the shared weights never change
@@ -412,11 +505,12 @@ def add_style(
     else:
         run.info = {
             "mode": "add-style",
-            "base_checkpoint": str(Path(base).resolve()),
+            "base_checkpoint": Path(base).name,
             "base_info": {k: source.info.get(k) for k in ("settings", "styles", "recipe", "content_photos")},
             "content_dir": str(Path(content_dir).resolve()),
             "content_photos": len(content),
             "environment": environment(),
         }
     return _loop(run, out=out, settings=settings, content=content, loss=loss, targets=targets,
-                 style_images=[style_image], device=dev, progress=progress, recipe_desc=f"{recipe_name}: {recipe.describe()}")
+                 style_images=[style_image], device=dev, progress=progress, recipe_desc=f"{recipe_name}: {recipe.describe()}",
+                 time_limit=time_limit)

@@ -10,7 +10,10 @@ Style vector layout (S = 2 * total normalised channels): for each conditional
 instance norm, in network order, ``[gamma (C), beta (C)]``. ``style_layout()`` lists it.
 
 Networks take RGB float [B, 3, H, W] in [0, 1] and return RGB float [B, 3, H, W] of the
-same size (nominally [0, 1]; clamped only at export). Any H, W >= 16 works: the network
+same size (nominally [0, 1]; clamped only at export). The Johnson network's last layer is a
+sigmoid by default (``output="sigmoid"``): its output is always a valid colour, which trains
+several times faster than a raw convolution on a short CPU budget (see weights/README.md);
+``output="linear"`` keeps the plain convolution. Either way the exported contract is the same. Any H, W >= 16 works: the network
 runs on the stride-rounded size internally and crops back.
 """
 
@@ -125,11 +128,20 @@ class JohnsonNet(StyleNetwork):
     arch_name = "johnson"
     stride = 4
 
-    def __init__(self, channels: tuple[int, int, int] = (32, 64, 128), residual_blocks: int = 5) -> None:
+    OUTPUTS = ("sigmoid", "linear")
+
+    def __init__(
+        self, channels: tuple[int, int, int] = (32, 64, 128), residual_blocks: int = 5, output: str = "sigmoid"
+    ) -> None:
         super().__init__()
+        if output not in self.OUTPUTS:
+            from stylecast.realtime.errors import UsageError
+
+            raise UsageError(f"unknown output layer {output!r}; known: {', '.join(self.OUTPUTS)}")
         c1, c2, c3 = channels
         self._channels = (c1, c2, c3)
         self._blocks = residual_blocks
+        self._output = output
         s = _StyleLayers()
         self.conv1, self.norm1 = ConvLayer(3, c1, 9), s.norm("norm1", c1)
         self.conv2, self.norm2 = ConvLayer(c1, c2, 3, stride=2), s.norm("norm2", c2)
@@ -142,7 +154,7 @@ class JohnsonNet(StyleNetwork):
         self._layout = s.layout
 
     def config(self) -> dict[str, Any]:
-        return {"channels": list(self._channels), "residual_blocks": self._blocks}
+        return {"channels": list(self._channels), "residual_blocks": self._blocks, "output": self._output}
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """x: RGB float [B, 3, H, W] in [0, 1]; style: [B, S] or [1, S]. Returns [B, 3, H, W]."""
@@ -155,7 +167,8 @@ class JohnsonNet(StyleNetwork):
             y = block(y, style)
         y = F.relu(self.norm4(self.up1(y), style))
         y = F.relu(self.norm5(self.up2(y), style))
-        return self.conv_out(y)[..., :h, :w]
+        y = self.conv_out(y)[..., :h, :w]
+        return torch.sigmoid(y) if self._output == "sigmoid" else y
 
 
 class FastNet(StyleNetwork):

@@ -65,6 +65,10 @@ GRAPH_FP32 = "model.onnx"
 GRAPH_FP16 = "model.fp16.onnx"
 STYLES_NAME = "styles.npz"
 PREDICTOR_GRAPH = "predictor.onnx"
+NETWORK_WEIGHTS = "network.safetensors"
+"""Optional: the PyTorch weights of the network (``net.<name>`` tensors), so training can warm
+start from a model folder (``nst-train --from``). The runtime never reads it; the manifest's
+``network`` entry names the file, the architecture and its config."""
 
 # style-prediction graph
 INPUT_STYLE_IMAGE = "style_image"

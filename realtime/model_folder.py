@@ -84,10 +84,12 @@ def write_manifest(
     architecture: str,
     provenance: dict[str, Any],
     predictor: str | None = None,
+    network: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``manifest.json`` listing every file in ``folder`` with its sha256 and size.
 
-    ``predictor``: the file name of the style-prediction graph, if the folder has one."""
+    ``predictor``: the file name of the style-prediction graph, if the folder has one.
+    ``network``: ``{"file", "architecture", "config"}`` of the PyTorch weights, if written."""
     files = {
         p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
         for p in sorted(folder.iterdir())
@@ -102,6 +104,7 @@ def write_manifest(
         "style_vectors": C.STYLES_NAME,
         "graphs": graphs,
         **({"predictor": predictor} if predictor is not None else {}),
+        **({"network": network} if network is not None else {}),
         "provenance": provenance,
         "files": files,
     }

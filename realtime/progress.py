@@ -29,13 +29,15 @@ class Progress:
         unit: str = "it",
         enabled: bool | None = None,
         stream: TextIO | None = None,
+        initial: int = 0,
     ) -> None:
         self.total = total
+        self.initial = initial  # work done before this bar started (a resumed run): not in the rate
         self.desc = desc
         self.unit = unit
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.n = 0
+        self.n = initial
         self.start = time.monotonic()
         self._last_draw = 0.0
         self._postfix = ""
@@ -53,13 +55,16 @@ class Progress:
     def line(self, now: float | None = None) -> str:
         now = time.monotonic() if now is None else now
         elapsed = now - self.start
-        rate = self.n / elapsed if elapsed > 0 else 0.0
+        done = self.n - self.initial
+        rate = done / elapsed if elapsed > 0 else 0.0
+        # Slow work reads better as seconds per unit (training steps of a CPU run).
+        speed = f"{1 / rate:.2f} s/{self.unit}" if 0 < rate < 1 else f"{rate:.1f} {self.unit}/s"
         if self.total:
             pct = 100.0 * self.n / self.total
             eta = (self.total - self.n) / rate if rate > 0 else 0.0
-            head = f"{self.desc}: {pct:3.0f}% {self.n}/{self.total} {rate:.1f} {self.unit}/s {_fmt_seconds(elapsed)}<{_fmt_seconds(eta)}"
+            head = f"{self.desc}: {pct:3.0f}% {self.n}/{self.total} {speed} {_fmt_seconds(elapsed)}<{_fmt_seconds(eta)}"
         else:
-            head = f"{self.desc}: {self.n} {rate:.1f} {self.unit}/s {_fmt_seconds(elapsed)}"
+            head = f"{self.desc}: {self.n} {speed} {_fmt_seconds(elapsed)}"
         return f"{head} {self._postfix}".rstrip()
 
     def _draw(self, now: float) -> None:

@@ -80,7 +80,7 @@ def test_manifest_hashes_and_metadata(tiny_model_dir: Path) -> None:
     manifest = json.loads((tiny_model_dir / C.MANIFEST_NAME).read_text())
     assert manifest["contract_version"] == C.CONTRACT_VERSION
     assert manifest["styles"] == ["alpha", "beta", "gamma"]
-    assert set(manifest["files"]) == {C.GRAPH_FP32, C.GRAPH_FP16, C.STYLES_NAME}
+    assert set(manifest["files"]) == {C.GRAPH_FP32, C.GRAPH_FP16, C.STYLES_NAME, C.NETWORK_WEIGHTS}
     for name, entry in manifest["files"].items():
         assert sha256_file(tiny_model_dir / name) == entry["sha256"]
         assert (tiny_model_dir / name).stat().st_size == entry["bytes"]

@@ -89,11 +89,17 @@ def test_perceptual_loss_batched_per_sample_styles() -> None:
     assert set(styles[0]) == {(k, t) for k in range(3) for t in ("relu1_1", "relu2_1", "relu3_1")}
     stacked = L.stack_style_targets(styles)
     both = loss(out, content, stacked)
-    assert set(both) == {"content", "style", "tv", "total"}
+    assert set(both) == {"content", "style", "tv", "total", "style_per_sample"}
     singles = [loss(out[i : i + 1], content[i : i + 1], styles[i]) for i in range(2)]
     # style/content are means over the batch, so the batch equals the mean of the singles
     for key in ("content", "style"):
         assert both[key].item() == pytest.approx((singles[0][key] + singles[1][key]).item() / 2, rel=1e-4)
+    for i in range(2):  # each sample's own style loss, against its own target
+        assert both["style_per_sample"][i].item() == pytest.approx(singles[i]["style"].item(), rel=1e-4)
+    # per-sample weights: the style term is the mean of weight * loss
+    weighted = loss(out, content, stacked, torch.tensor([3.0, 0.5]))
+    want = (3.0 * singles[0]["style"] + 0.5 * singles[1]["style"]).item() / 2
+    assert weighted["style"].item() == pytest.approx(want, rel=1e-4)
     picked = L.select_style_targets(stacked, [1, 1])
     assert picked[(0, "relu1_1")].shape[0] == 2
     shared = loss(out, content, styles[0])  # [1, C, C] broadcast over the batch
