@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import cv2
 import numpy as np
 
+from .colours import keep_colours
 from .errors import StylecastError
 from .hotkeys import Command, KeyBuffer, StdinKeys, help_text
 from .live_source import LiveSource
@@ -49,14 +49,6 @@ class LiveEngine(Protocol):
     def __call__(self, image: np.ndarray) -> np.ndarray: ...
     def set_style(self, key: str | int) -> None: ...
     def set_style_vector(self, vec: np.ndarray, label: str | None = None) -> None: ...
-
-
-def keep_colours(original: np.ndarray, stylized: np.ndarray) -> np.ndarray:
-    """The stylised frame's luminance with the original's colours (both BGR uint8 [H, W, 3]):
-    Y from ``stylized``, Cr and Cb from ``original``, in YCrCb."""
-    out = cv2.cvtColor(original, cv2.COLOR_BGR2YCrCb)
-    out[..., 0] = cv2.cvtColor(stylized, cv2.COLOR_BGR2GRAY)  # BGR->grey is exactly YCrCb's Y
-    return cv2.cvtColor(out, cv2.COLOR_YCrCb2BGR)
 
 
 @dataclass
