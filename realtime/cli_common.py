@@ -2,7 +2,8 @@
 
 Exit codes (the same for every command, documented in the README):
   0 success, 1 unexpected internal error, 2 bad input or usage,
-  3 missing hardware or backend, 130 interrupted.
+  3 missing hardware or backend, 4 some inputs of a batch failed (the others were done),
+  130 interrupted.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_BACKEND = 3
+EXIT_PARTIAL = 4
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = (
     "exit codes: 0 success, 1 internal error, 2 bad input or usage, "
-    "3 missing hardware or backend, 130 interrupted"
+    "3 missing hardware or backend, 4 some inputs failed (the others were done), 130 interrupted"
 )
 
 log = logging.getLogger("stylecast")

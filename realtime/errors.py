@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class StylecastError(Exception):
     """Base class of every error the library raises on purpose."""
@@ -33,6 +35,18 @@ class CheckpointError(UsageError):
 
 class ParityError(UsageError):
     """An exported graph disagrees with PyTorch by more than the allowed tolerance."""
+
+
+class PartialFailureError(StylecastError):
+    """Some inputs of a batch (a folder of photos) failed, each reported as it happened; the
+    others were done. ``done``: the outputs written; ``failed``: (input, why) pairs."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, *, done: list[Path], failed: list[tuple[Path, str]]) -> None:
+        super().__init__(message)
+        self.done = done
+        self.failed = failed
 
 
 class BackendUnavailableError(StylecastError):
