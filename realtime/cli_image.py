@@ -14,19 +14,31 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+import cv2
+import numpy as np
+
 from .atomic import check_output_path
-from .cli_common import entry_point, make_parser
-from .cli_options import add_model_options, engine_from_args, list_styles
-from .contract import MIN_SIDE
+from .cli_common import entry_point, make_parser, whole_number
+from .cli_options import (
+    add_keep_colours_option,
+    add_model_options,
+    check_model_args,
+    engine_from_args,
+    list_styles,
+    stylizer_from_args,
+)
+from .colours import keep_colours
+from .contract import MIN_SIDE, PREDICTOR_GRAPH
 from .demo import DEMO_IMAGES, demo_image
-from .errors import BackendUnavailableError, InputFileError, UsageError
-from .images import IMAGE_SUFFIXES, read_image, write_image
+from .engine import load_model
+from .errors import BackendUnavailableError, InputFileError, ModelFolderError, PartialFailureError, UsageError
+from .images import IMAGE_SUFFIXES, Picture, list_images, read_picture, write_image
 from .progress import Progress
-from .stills import check_stills, stylize_stills
+from .sheet import DEFAULT_TILE, style_sheet
+from .stills import check_stills, stylize_stills, transparency_lost, write_result
+from .style_images import NO_PREDICTOR, PredictorSession
 
 if TYPE_CHECKING:  # for annotations only: importing it at run time would import torch
-    import numpy as np
-
     from stylecast.export.losses import LossRecipe
 
 log = logging.getLogger("stylecast.image")
@@ -60,7 +72,19 @@ It is slow: each step is one VGG forward and backward pass. On a CPU, 300 steps 
 512 px take roughly 5-15 minutes with a truncated VGG and several times that with the
 full VGG-19 (time grows with the pixel count); a GPU takes seconds to a minute.
 Try --size 256 --steps 100 for a quick look.
-The output has the working size (longer side --size, aspect kept)."""
+The output has the working size (longer side --size, aspect kept).
+
+Which style? --sheet SHEET (nst-image PHOTO --sheet SHEET.png) renders PHOTO in every style
+of the model as one labelled contact sheet, the original first; with --style-dir DIR also in
+the style of each picture in DIR (a model with a style predictor).
+
+Photos as they come: a phone's portrait photo (EXIF orientation) is stylised upright, at the
+size it is seen. A transparent PNG, WebP or TIFF keeps its alpha channel: the colour is
+stylised on neutral grey (pixels hidden under the transparency do not leak in) and written
+back with the input's alpha where OUT's format holds one (.png .webp .tif), else a warning
+says the transparent parts are grey. 16-bit and grey images are read too; the output has
+8 bits per channel. In a folder, a file that cannot be read is named, skipped, and the
+exit code is 4 when the rest are done. --keep-colours keeps the photo's own colours."""
 
 EPILOG = """\
 examples:
@@ -69,6 +93,10 @@ examples:
   nst-image photo.jpg mix out.jpg --mix starry=0.7 wave=0.3
   nst-image photo.jpg out.jpg --style-image my_painting.jpg     # any picture, instant (prediction network)
   nst-image photo.jpg mix out.jpg --mix starry=0.5 image:my_painting.jpg=0.5
+  nst-image photo.jpg out.jpg --style-image painting.jpg --strength 0.5   # halfway from the photo's own style
+  nst-image photo.jpg --sheet sheet.jpg --max-side 1024                   # every style, to choose from
+  nst-image photo.jpg --sheet sheet.jpg --style-dir paintings/ --model DIR # and each of your paintings
+  nst-image logo.png wave logo_wave.png --keep-colours                    # transparency and colours kept
   nst-image demo:scene demo:swirls out.png --size 256 --steps 100 --vgg VGG_FILE   # Gatys, built-in pictures
   nst-image photo.jpg starry.jpg out.png --vgg ~/models/vgg19-dcbb9e9d.pth
   NST_VGG=vgg19_normalised_to_conv3_1.safetensors nst-image photo.jpg wave.jpg out.jpg --size 256
@@ -82,10 +110,11 @@ NEEDS_TORCH = "the Gatys method needs PyTorch: pip install 'stylecast[train]'"
 
 def make_image_parser() -> argparse.ArgumentParser:
     p = make_parser("nst-image", DESCRIPTION, EPILOG)
-    p.usage = "%(prog)s [options] CONTENT STYLE OUT\n       %(prog)s [options] CONTENT OUT --style-image PAINTING"
+    p.usage = ("%(prog)s [options] CONTENT STYLE OUT\n       %(prog)s [options] CONTENT OUT --style-image PAINTING\n"
+               "       %(prog)s [options] PHOTO --sheet SHEET [--style-dir DIR]")
     p.add_argument("content", metavar="CONTENT", help="the photo to stylise (any image OpenCV reads), or demo:scene "
                    "(built in); with a style NAME also a folder of images")
-    p.add_argument("style_arg", metavar="STYLE", help="a style image (a painting) or demo:swirls (built in): the Gatys "
+    p.add_argument("style_arg", metavar="STYLE", nargs="?", help="a style image (a painting) or demo:swirls (built in): the Gatys "
                    "method; or the NAME or index of a style of the model (--model): the exported network, instant")
     p.add_argument("out", metavar="OUT", nargs="?", help=f"output image ({', '.join(IMAGE_SUFFIXES)}), or a folder when CONTENT "
                    "is one")
@@ -104,18 +133,33 @@ def make_image_parser() -> argparse.ArgumentParser:
     p.add_argument("--content-layers", metavar="LIST", help="override content taps, e.g. relu2_1")
     p.add_argument("--seed", type=int, default=0, help="seed for --init noise (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    add_model_options(p)  # used with a style NAME; --device also picks the Gatys device
+    add_keep_colours_option(p)
+    add_model_options(p, own_style="the photo's")  # used with a style NAME; --device also picks the Gatys device
+    sheet = p.add_argument_group("contact sheet (which style?)")
+    sheet.add_argument("--sheet", metavar="SHEET", default=None,
+                       help="write CONTENT in every style of the model, labelled, the original first, to the image SHEET")
+    sheet.add_argument("--style-dir", type=Path, metavar="DIR", default=None,
+                       help="with --sheet: also a tile for each picture in DIR, its predicted style (a model with a style predictor)")
+    sheet.add_argument("--tile", type=whole_number(64, " of pixels"), default=DEFAULT_TILE, metavar="PX",
+                       help=f"with --sheet: longer side of each tile (default {DEFAULT_TILE})")
     return p
 
 
-def _read_input(arg: str, what: str) -> "np.ndarray":
+def _read_input(arg: str, what: str, min_side: int = MIN_SIDE) -> Picture:
     """An image file, or a built-in picture (demo:scene, demo:swirls) that needs no file."""
     if arg in DEMO_IMAGES:
-        return demo_image(arg)
-    return read_image(Path(arg), min_side=MIN_SIDE, what=what)
+        return Picture(demo_image(arg))
+    return read_picture(Path(arg), min_side=min_side, what=what)
 
 
 def _body(args: argparse.Namespace) -> int:
+    if args.sheet is not None:
+        return _run_sheet(args)
+    if args.style_dir is not None:
+        raise UsageError("--style-dir goes with --sheet (nst-image PHOTO --sheet SHEET --style-dir DIR)")
+    if args.style_arg is None:
+        raise UsageError("STYLE and OUT are missing: nst-image CONTENT STYLE OUT, nst-image CONTENT OUT --style-image "
+                         "PAINTING, or nst-image PHOTO --sheet SHEET")
     if args.out is None:  # two positionals: CONTENT OUT, the style given by --style-image
         if args.style_image is None:
             raise UsageError("OUT is missing: nst-image CONTENT STYLE OUT, or nst-image CONTENT OUT --style-image PAINTING")
@@ -130,7 +174,8 @@ def _body(args: argparse.Namespace) -> int:
             raise UsageError("--style/--mix go with a style NAME, not with a style image")
         return _run_gatys(args)
     if style.is_dir():
-        raise InputFileError(f"{style}: is a folder; STYLE must be a style image or a style name")
+        raise InputFileError(f"{style}: is a folder; STYLE must be a style image or a style name "
+                             "(for every picture of a folder, see --sheet with --style-dir)")
     if list_styles(args):
         return 0
     return _run_network(args)
@@ -147,14 +192,14 @@ def _run_network(args: argparse.Namespace) -> int:
     if args.content in DEMO_IMAGES:
         check_output_path(out, overwrite=args.overwrite)
         image = demo_image(args.content)
-        with engine_from_args(args) as engine:
-            write_image(out, engine(image), overwrite=args.overwrite)
+        with stylizer_from_args(args, per_image=True) as (engine, stylizer):
+            write_image(out, stylizer(image), overwrite=args.overwrite)
         log.info("wrote %s", out)
         return 0
     check_stills(Path(args.content), out, overwrite=args.overwrite)  # before the session start-up
-    with engine_from_args(args) as engine:
-        written = stylize_stills(engine, Path(args.content), out, overwrite=args.overwrite)
-    log.info("wrote %d image(s) with style %s on %s", len(written), args.style_image or engine.style_label, engine.provider)
+    with stylizer_from_args(args, per_image=True) as (engine, stylizer):
+        written = stylize_stills(stylizer, Path(args.content), out, overwrite=args.overwrite)  # PartialFailureError: exit 4
+        log.info("wrote %d image(s) with style %s on %s", len(written), engine.style_label, engine.provider)
     return 0
 
 
@@ -193,7 +238,7 @@ def _run_gatys(args: argparse.Namespace) -> int:
     # Every check that can fail happens before the optimisation, which can take minutes.
     check_output_path(out, overwrite=args.overwrite, inputs=(content_path, style_path))
     content = _read_input(args.content, "content image")
-    style = _read_input(args.style_arg, "style image")
+    style = _read_input(args.style_arg, "style image").bgr
     gatys, losses, vgg_mod = _import_torch_side()
     from stylecast.export.tensors import resolve_device
 
@@ -217,11 +262,59 @@ def _run_gatys(args: argparse.Namespace) -> int:
             bar.update(max(0, done - bar.n), loss=terms["total"], **shown)
 
         result = gatys.stylize_gatys(
-            content, style, vgg, recipe, size=args.size, steps=args.steps, init=args.init,
+            content.bgr, style, vgg, recipe, size=args.size, steps=args.steps, init=args.init,
             optimizer=args.optimizer, device=device, seed=args.seed, progress=on_progress,
         )
-    write_image(out, result, overwrite=args.overwrite, inputs=(content_path, style_path))
+    if args.keep_colours:
+        result = keep_colours(cv2.resize(content.bgr, (result.shape[1], result.shape[0]), interpolation=cv2.INTER_AREA), result)
+    if write_result(out, result, content, overwrite=args.overwrite, inputs=(content_path, style_path)):
+        log.warning("%s", transparency_lost([out]))
     log.info("wrote %s (%dx%d)", out, result.shape[1], result.shape[0])
+    return 0
+
+
+def _run_sheet(args: argparse.Namespace) -> int:
+    """--sheet: CONTENT in every style of the model (and of each picture of --style-dir), labelled."""
+    if args.style_arg is not None:
+        raise UsageError("--sheet shows every style of the model: give only the photo (nst-image PHOTO --sheet SHEET)")
+    if args.style is not None or args.mix or args.style_image is not None:
+        raise UsageError("--sheet shows every style; --style, --mix and --style-image pick one (leave them out)")
+    sheet, content = Path(args.sheet), Path(args.content)
+    if content.is_dir():
+        raise InputFileError(f"{content}: is a folder; --sheet takes one photo")
+    if sheet.suffix.lower() not in IMAGE_SUFFIXES:
+        raise UsageError(f"{sheet}: unsupported image extension {sheet.suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
+    check_model_args(args)
+    inputs = () if args.content in DEMO_IMAGES else (content,)
+    check_output_path(sheet, overwrite=args.overwrite, inputs=inputs)
+    photo = _read_input(args.content, "photo", min_side=1)
+    files = list_images(args.style_dir) if args.style_dir is not None else []
+    model = load_model(args.model)
+    pictures: list[tuple[str, np.ndarray]] = []
+    failed: list[tuple[Path, str]] = []
+    predictor = None
+    if files:
+        if model.predictor is None:
+            raise ModelFolderError(f"--style-dir: {model.path}: " + NO_PREDICTOR.format(graph=PREDICTOR_GRAPH))
+        predictor = PredictorSession(model)
+        for f in files:
+            try:
+                pictures.append((f.name, predictor.predict_file(f)))
+            except InputFileError as exc:
+                log.warning("warning: %s; skipped", exc)
+                failed.append((f, str(exc)))
+        if not pictures:
+            raise InputFileError(f"{args.style_dir}: none of the {len(files)} pictures could be used (each is named above)")
+    with engine_from_args(args, model, predictor=predictor) as engine:
+        image = style_sheet(engine, photo.bgr, strength=args.strength, keep_colours=args.keep_colours, pictures=pictures,
+                            predictor=predictor, tile_side=args.tile, progress=False if args.quiet else None)
+    write_image(sheet, image, overwrite=args.overwrite, inputs=inputs)
+    log.info("wrote %s: %s in %d styles of %s%s", sheet, content.name, len(model.style_names), model.path.name,
+             f" and {len(pictures)} pictures of {args.style_dir}" if pictures else "")
+    if failed:
+        raise PartialFailureError(f"{len(failed)} of {len(failed) + len(pictures)} pictures of {args.style_dir} could not be "
+                                  f"used and are not on the sheet ({', '.join(p.name for p, _ in failed)})",
+                                  done=[sheet], failed=failed)
     return 0
 
 

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from .cli_common import EXIT_INTERRUPTED, entry_point, make_parser, number_between, whole_number
-from .cli_options import add_model_options, add_temporal_option, check_model_args, engine_from_args, list_styles
+from .cli_options import (
+    add_keep_colours_option,
+    add_model_options,
+    add_temporal_option,
+    check_model_args,
+    engine_from_args,
+    list_styles,
+)
 from .contract import PREDICTOR_GRAPH
 from .contract import MANIFEST_NAME
 from .engine import load_model
@@ -102,6 +109,7 @@ def make_live_parser() -> argparse.ArgumentParser:
                      help="camera pixel format, e.g. MJPG or YUYV (default: MJPG only when the camera needs it)")
     src.add_argument("--loop", action="store_true", help="--source FILE: start again at the end")
     add_model_options(p)
+    add_keep_colours_option(p)  # the start state of key c
     p.add_argument_group("pictures as styles").add_argument(
         "--style-dir", type=Path, metavar="DIR", default=None,
         help="a folder of pictures that i steps through as styles (new pictures show up while running)")
@@ -286,6 +294,7 @@ def _body(args: argparse.Namespace) -> int:
                 log.info("keys: type one per line on stdin (h lists them, q quits)")
             controls = LiveControls(engine, blender, snapshot_dir=args.snapshot_dir, window=window,
                                     blender_factory=FlowBlender, images=images)
+            controls.colours = args.keep_colours
             running = True
             run_live(source, controls, sinks, window=window, stdin=stdin, max_frames=args.max_frames, stats=stats)
     finally:

@@ -9,6 +9,9 @@
             return 0
         with engine_from_args(args) as engine:
             ...
+    # or, for stills and videos, the engine with --strength and --keep-colours around it:
+        with stylizer_from_args(args, per_image=True) as (engine, stylizer):
+            ...
 
 Values argparse can check alone (a device name, a size) fail at parse time; the rest
 (--strength, --mix, which options go together) raise UsageError with the messages below, in
@@ -25,7 +28,9 @@ stylisation session starts, so a missing or too small file costs no start-up tim
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +41,9 @@ from .engine import StyleEngine, load_model
 from .errors import UsageError
 from .model_folder import ModelFolder
 from .providers import DEVICE_HELP, parse_device
+from .stages import Stylizer
 from .style_images import PredictorSession, image_keys, mix_vectors
+from .styling import PictureStyle, stylizer_for
 
 
 def _device(text: str) -> str:
@@ -64,8 +71,21 @@ def add_device_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup
     )
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """--model, --style, --list-styles, --mix, --strength, --device, --max-side, as one group."""
+def _strength_help(own_style: str | None) -> str:
+    fade = "a fade from the original pixels (0) to the full style (1)"
+    if own_style is None:
+        return f"how much style, 0..1 (default: 1): {fade}, whatever the style"
+    return (f"how much style, 0..1 (default: 1). A named style or a mix of them: {fade}. A picture (--style-image, "
+            f"image: in --mix): a move in style space from {own_style} own predicted style (0) to the picture's (1), "
+            "each rendered in full")
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, own_style: str | None = None) -> None:
+    """--model, --style, --list-styles, --mix, --strength, --device, --max-side, as one group.
+
+    ``own_style`` ("the photo's", "the first frame's"): the command takes --strength for a
+    picture style in style space from that content's own predicted style (``stylizer_from_args``),
+    and its help says so; None: --strength is the pixel fade for every style."""
     group = parser.add_argument_group("model and style")
     add_model_dir_option(group)
     group.add_argument("--style", metavar="NAME|INDEX", default=None, help="style by name or 0-based index (default: the model's first)")
@@ -80,11 +100,17 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         help="interpolate styles, e.g. --mix starry=0.7 wave=0.3 (weights >= 0, normalised to sum 1); "
         "image:PATH=W mixes in the predicted style of a picture",
     )
-    group.add_argument(
-        "--strength", type=float, default=1.0, metavar="X",
-        help="how much style, 0..1: 1 = full style, 0 = the original pixels (default: 1)",
-    )
+    group.add_argument("--strength", type=float, default=1.0, metavar="X", help=_strength_help(own_style))
     add_device_options(group)
+
+
+def add_keep_colours_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--keep-colours (also spelt --keep-colors)."""
+    parser.add_argument(
+        "--keep-colours", "--keep-colors", dest="keep_colours", action="store_true",
+        help="keep the original colours: the style's light, shade and texture in the input's own colours "
+        "(in nst-live key c turns it on and off)",
+    )
 
 
 def add_temporal_option(parser: argparse.ArgumentParser) -> None:
@@ -137,12 +163,14 @@ def check_model_args(args: argparse.Namespace) -> dict[str, float] | None:
     return mix
 
 
-def engine_from_args(args: argparse.Namespace, model: ModelFolder | None = None) -> StyleEngine:
+def engine_from_args(args: argparse.Namespace, model: ModelFolder | None = None, *,
+                     predictor: PredictorSession | None = None) -> StyleEngine:
     """Open the engine the options describe and apply --style, --style-image or --mix and --strength.
 
     Every option is checked against the model folder before a session is built, so a typo
     costs no start-up time and prints nothing but its error. ``model``: the folder --model
-    names, when the caller has loaded it already (it is not loaded twice).
+    names, when the caller has loaded it already (it is not loaded twice); ``predictor``: an
+    open style-prediction session of it, to predict pictures with (else one is opened for that).
     """
     mix = check_model_args(args)
     style_image = getattr(args, "style_image", None)
@@ -150,7 +178,7 @@ def engine_from_args(args: argparse.Namespace, model: ModelFolder | None = None)
     pictures = image_keys(mix or {})
     for key in [*(k for k in mix or {} if k not in pictures), *([args.style] if args.style is not None else [])]:
         model.style_index(key)
-    vector = _predicted_style(model, style_image, mix or {}) if style_image is not None or pictures else None
+    vector = _predicted_style(model, style_image, mix or {}, predictor) if style_image is not None or pictures else None
     engine = StyleEngine(model, device=args.device, max_side=args.max_side)
     try:
         if vector is not None:
@@ -166,13 +194,37 @@ def engine_from_args(args: argparse.Namespace, model: ModelFolder | None = None)
     return engine
 
 
-def _predicted_style(model: ModelFolder, style_image: str | None, mix: dict[str, float]) -> np.ndarray:
+def _predicted_style(model: ModelFolder, style_image: str | None, mix: dict[str, float],
+                     predictor: PredictorSession | None = None) -> np.ndarray:
     """The vector of --style-image, or of a --mix with image:PATH keys (float32 [S])."""
-    with PredictorSession(model) as predictor:
-        if style_image is not None:
-            return predictor.predict_file(style_image)
-        pictures = {key: predictor.predict_file(path) for key, path in image_keys(mix).items()}
+    if predictor is None:
+        with PredictorSession(model) as session:
+            return _predicted_style(model, style_image, mix, session)
+    if style_image is not None:
+        return predictor.predict_file(style_image)
+    pictures = {key: predictor.predict_file(path) for key, path in image_keys(mix).items()}
     return mix_vectors(model, mix, pictures)
+
+
+def is_picture_style(args: argparse.Namespace, mix: dict[str, float] | None) -> bool:
+    """Whether the options take the style from a picture: --style-image, or image: in --mix."""
+    return getattr(args, "style_image", None) is not None or bool(image_keys(mix or {}))
+
+
+@contextlib.contextmanager
+def stylizer_from_args(args: argparse.Namespace, *, per_image: bool) -> Iterator[tuple[StyleEngine, Stylizer]]:
+    """``engine_from_args``, and the Stylizer that runs it with --strength and --keep-colours
+    (``styling.stylizer_for``): for a picture style below full strength, a move in style space
+    from the content's own predicted style, each image's (``per_image``) or the first one's."""
+    mix = check_model_args(args)
+    model = load_model(args.model)
+    picture = is_picture_style(args, mix)
+    # Kept open for the content's own style; ModelFolderError when the model has no predictor.
+    predictor = PredictorSession(model) if picture and args.strength < 1.0 else None
+    with engine_from_args(args, model, predictor=predictor) as engine:
+        style = PictureStyle(engine.style_vector, engine.style_label) if picture else None
+        yield engine, stylizer_for(engine, strength=args.strength, keep_colours=getattr(args, "keep_colours", False),
+                                   picture=style, predictor=predictor, per_image=per_image)
 
 
 def _picture_label(model: ModelFolder, style_image: str | None, mix: dict[str, float]) -> str:

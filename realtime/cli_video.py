@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from .cli_common import entry_point, make_parser
-from .cli_options import add_model_options, add_temporal_option, engine_from_args, list_styles
+from .cli_options import add_keep_colours_option, add_model_options, add_temporal_option, list_styles, stylizer_from_args
 from .errors import UsageError
 from .video import check_transcode, describe, transcode
 from .video_plan import CONTAINERS, X264_PRESETS
@@ -45,6 +45,8 @@ examples:
   nst-video in.mkv out.webm --crf 30            # VP9; audio other than Opus/Vorbis becomes Opus
   nst-video in.mp4 out.mp4 --codec h264_nvenc   # NVIDIA GPU encoder (exit 3 where there is none)
   nst-video in.mp4 out.mp4 --temporal 0 --crf 23 --preset fast --overwrite
+  nst-video in.mp4 out.mp4 --style starry --keep-colours   # the style's strokes in the video's own colours
+  nst-video in.mp4 out.mp4 --style-image painting.jpg --strength 0.6
   nst-video --list-styles --model models/mine
 
 --start/--duration: frames (and audio packets) with START <= t < START+DURATION are kept and
@@ -71,7 +73,8 @@ def make_video_parser() -> argparse.ArgumentParser:
     p = make_parser("nst-video", DESCRIPTION, EPILOG)
     p.add_argument("input", metavar="IN", nargs="?", help="the video to stylise (any file FFmpeg reads)")
     p.add_argument("output", metavar="OUT", nargs="?", help=f"output video ({' '.join(CONTAINERS)})")
-    add_model_options(p)
+    add_model_options(p, own_style="the first frame's")
+    add_keep_colours_option(p)
     add_temporal_option(p)
     enc = p.add_argument_group("encoding")
     enc.add_argument("--codec", metavar="C", default=None,
@@ -97,13 +100,13 @@ def _body(args: argparse.Namespace) -> int:
            "start": args.start, "duration": args.duration}
     # Input, output and options are all checked before the model loads (seconds on a GPU).
     check_transcode(src, dst, **job)
-    with engine_from_args(args) as engine:
+    with stylizer_from_args(args, per_image=False) as (_, stylizer):
         blender = None
         if args.temporal > 0:
             from .temporal import FlowBlender  # OpenCV flow: loaded only when used
 
             blender = FlowBlender(strength=args.temporal)
-        report = transcode(src, dst, engine, blender, progress=False if args.quiet else None, **job)
+        report = transcode(src, dst, stylizer, blender, progress=False if args.quiet else None, **job)
     for line in describe(report):
         log.info("%s", line)
     return 0

@@ -1,4 +1,5 @@
-"""nst-image with a style NAME: the exported network through the engine (no PyTorch needed)."""
+"""nst-image with a style NAME: the exported network through the engine (no PyTorch needed); photos as
+people have them (upright, transparent, 16-bit, grey, a folder with a broken file), --keep-colours."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import numpy as np
 import pytest
 
 from stylecast.realtime.cli_image import main
+from stylecast.realtime.colours import keep_colours
+from stylecast.realtime.images import read_picture
+
+from pictures import corrupt_image, jpeg_with_exif, sticker, stored_pixels, upright_scene
 
 
 def _photo(path: Path, w: int = 45, h: int = 31) -> Path:
@@ -86,3 +91,102 @@ def test_name_mode_does_not_import_torch(tiny_model_dir: Path, tmp_path: Path) -
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "o.jpg").is_file()
+
+
+# ---------------------------------------------------------------- photos as people have them
+
+
+def _ycrcb(img: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb).astype(int)
+
+
+def test_phone_photo_comes_out_upright(tiny_model_dir: Path, tmp_path: Path) -> None:
+    upright = upright_scene(48, 80)
+    src = jpeg_with_exif(tmp_path / "IMG_0001.jpg", stored_pixels(upright, 6), 6)
+    out = tmp_path / "out.png"
+    assert main([str(src), "alpha", str(out), "--model", str(tiny_model_dir)]) == 0
+    assert cv2.imread(str(out)).shape == (48, 80, 3)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp", ".tif"])
+def test_transparency_is_kept_and_hidden_pixels_do_not_leak(suffix: str, tiny_model_dir: Path, tmp_path: Path) -> None:
+    bgra = sticker()
+    other = bgra.copy()
+    other[bgra[..., 3] == 0, :3] = (255, 255, 0)  # the same logo, other colours under alpha 0
+    outs = []
+    for name, img in (("a", bgra), ("b", other)):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), img)
+        out = tmp_path / f"{name}_out{suffix}"
+        assert main([str(tmp_path / f"{name}.png"), "beta", str(out), "--model", str(tiny_model_dir)]) == 0
+        outs.append(read_picture(out))
+    assert all(np.array_equal(o.alpha, bgra[..., 3]) for o in outs)
+    assert np.array_equal(outs[0].bgr, outs[1].bgr)
+
+
+def test_transparency_into_jpeg_is_one_warning_line(tiny_model_dir: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    cv2.imwrite(str(tmp_path / "logo.png"), sticker())
+    out = tmp_path / "logo.jpg"
+    assert main([str(tmp_path / "logo.png"), "beta", str(out), "--model", str(tiny_model_dir), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"warning: {out}:") and "grey" in err and ".png" in err
+    assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (40, 56, 3)
+    opaque = np.full((30, 30, 4), 200, np.uint8)
+    opaque[..., 3] = 255  # an alpha channel with nothing transparent: nothing to warn about
+    cv2.imwrite(str(tmp_path / "opaque.png"), opaque)
+    assert main([str(tmp_path / "opaque.png"), "beta", str(tmp_path / "opaque.jpg"), "--model", str(tiny_model_dir), "-q"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_16_bit_and_grey_inputs(tiny_model_dir: Path, tmp_path: Path) -> None:
+    eight = cv2.imread(str(_photo(tmp_path / "p8.png")))
+    cv2.imwrite(str(tmp_path / "p16.png"), eight.astype(np.uint16) * 257)  # the same picture in 16 bits
+    cv2.imwrite(str(tmp_path / "grey.png"), cv2.cvtColor(eight, cv2.COLOR_BGR2GRAY))
+    for name in ("p8", "p16", "grey"):
+        assert main([str(tmp_path / f"{name}.png"), "gamma", str(tmp_path / f"o_{name}.png"), "--model", str(tiny_model_dir)]) == 0
+    o8, o16 = cv2.imread(str(tmp_path / "o_p8.png"), cv2.IMREAD_UNCHANGED), cv2.imread(str(tmp_path / "o_p16.png"), cv2.IMREAD_UNCHANGED)
+    assert o16.dtype == np.uint8 and np.array_equal(o8, o16)
+    assert cv2.imread(str(tmp_path / "o_grey.png"), cv2.IMREAD_UNCHANGED).shape == (31, 45, 3)
+
+
+def test_folder_with_a_corrupt_file(tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "photos"
+    src.mkdir()
+    _photo(src / "a.png")
+    corrupt_image(src / "broken.jpg")
+    _photo(src / "c.png", 30, 20)
+    (src / "empty.png").write_bytes(b"")
+    out = tmp_path / "styled"
+    assert main([str(src), "alpha", str(out), "--model", str(tiny_model_dir), "-q"]) == 4
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if line.startswith("warning:")] == [
+        f"warning: {src / 'broken.jpg'}: not an image file OpenCV can read; skipped",
+        f"warning: {src / 'empty.png'}: the file is empty; skipped",
+    ]
+    assert err[-1].startswith("error: 2 of 4 images could not be read and were skipped (broken.jpg, empty.png)")
+    assert f"the other 2 were written to {out}" in err[-1]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]  # nothing half-written, no temp files
+    assert cv2.imread(str(out / "c.png")).shape == (20, 30, 3)
+
+
+def test_folder_of_only_unreadable_files(tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "photos"
+    src.mkdir()
+    corrupt_image(src / "x.jpg")
+    out = tmp_path / "styled"
+    assert main([str(src), "alpha", str(out), "--model", str(tiny_model_dir), "-q"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"error: {src}: none of the 1 image files could be read (x.jpg)"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flag", ["--keep-colours", "--keep-colors"])
+def test_keep_colours(flag: str, tiny_model_dir: Path, tmp_path: Path) -> None:
+    src = _photo(tmp_path / "in.png", 64, 48)
+    plain, kept = tmp_path / "plain.png", tmp_path / "kept.png"
+    assert main([str(src), "alpha", str(plain), "--model", str(tiny_model_dir)]) == 0
+    assert main([str(src), "alpha", str(kept), "--model", str(tiny_model_dir), flag]) == 0
+    images = [cv2.imread(str(x)) for x in (src, plain, kept)]
+    assert np.array_equal(images[2], keep_colours(images[0], images[1]))  # nst-live's key c, the same function
+    original, p, k = (_ycrcb(x) for x in images)
+    assert np.abs(k[..., 0] - p[..., 0]).mean() < 1  # the style's light and shade
+    assert np.abs(k[..., 1:] - original[..., 1:]).mean() * 4 < np.abs(p[..., 1:] - original[..., 1:]).mean()  # the photo's colours
