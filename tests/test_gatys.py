@@ -146,3 +146,26 @@ def test_cli_subprocess_no_torch_import_and_exit_code(tiny_images: tuple[Path, P
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error:") and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_cli_transparent_content_and_keep_colours(real_vgg_path: Path, tiny_images: tuple[Path, Path], tmp_path: Path) -> None:
+    """The Gatys result keeps the content's alpha (scaled to the working size) and, with
+    --keep-colours, the content's colours through nst-live's keep_colours."""
+    from pictures import sticker
+    from stylecast.realtime.colours import keep_colours
+    from stylecast.realtime.images import read_picture
+
+    logo = tmp_path / "logo.png"
+    cv2.imwrite(str(logo), sticker(40, 56, border=8))
+    style = tiny_images[1]
+    common = ["--vgg", str(real_vgg_path), "--size", "32", "--steps", "2", "-q"]
+    plain, kept = tmp_path / "plain.png", tmp_path / "kept.png"
+    assert main([str(logo), str(style), str(plain), *common]) == 0
+    assert main([str(logo), str(style), str(kept), *common, "--keep-colours"]) == 0
+    p = read_picture(plain)
+    assert p.bgr.shape == (23, 32, 3) and p.alpha is not None
+    alpha = cv2.resize(sticker(40, 56, border=8)[..., 3], (32, 23), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(p.alpha, alpha) and (p.alpha[0] == 0).all()
+    content = cv2.resize(read_picture(logo).bgr, (32, 23), interpolation=cv2.INTER_AREA)
+    raw_plain, raw_kept = (cv2.imread(str(x), cv2.IMREAD_UNCHANGED)[..., :3] for x in (plain, kept))
+    assert np.abs(raw_kept.astype(int) - keep_colours(content, raw_plain)).max() <= 2

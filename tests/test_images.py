@@ -203,3 +203,15 @@ def test_list_images_leaves_out_hidden_files(tmp_path: Path) -> None:
     (tmp_path / ".a.x1y2.tmp.png").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("x")
     assert [p.name for p in list_images(tmp_path)] == ["a.png"]
+
+
+def test_style_pictures_are_read_upright(tiny_predictor_model_dir: Path, tmp_path: Path) -> None:
+    """--style-image, image: mixes, --style-dir and nst-style add all predict through predict_file."""
+    from stylecast.realtime.model_folder import load_model_folder
+    from stylecast.realtime.style_images import PredictorSession
+
+    scene = cv2.resize(upright_scene(), (160, 96), interpolation=cv2.INTER_NEAREST)
+    path = jpeg_with_exif(tmp_path / "painting.jpg", stored_pixels(scene, 5), 5)
+    with PredictorSession(load_model_folder(tiny_predictor_model_dir)) as predictor:
+        assert np.array_equal(predictor.predict_file(path), predictor.predict(cv2.imread(str(path))))
+        assert cv2.imread(str(path)).shape == scene.shape
