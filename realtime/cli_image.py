@@ -3,12 +3,14 @@
 STYLE is an image file: the classic Gatys et al. optimisation (PyTorch, imported only then).
 STYLE is the name of a style in an exported model, or ``--style-image PAINTING`` replaces
 STYLE (``nst-image IN OUT --style-image PAINTING``): the exported network in ONNX Runtime, no
-PyTorch. This module must not import torch at import time.
+PyTorch. ``nst-image PHOTO --sheet SHEET``: the photo in every style, on one contact sheet
+(sheet.py). This module must not import torch at import time.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from pathlib import Path
 from types import ModuleType
@@ -273,6 +275,19 @@ def _run_gatys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_pictures(predictor: PredictorSession, files: list[Path]) -> tuple[list[tuple[str, np.ndarray]], list[tuple[Path, str]]]:
+    """(file name, style vector) of each picture, and (file, why) of each that cannot be used
+    (unreadable, under 64 px), which is also logged."""
+    pictures, failed = [], []
+    for f in files:
+        try:
+            pictures.append((f.name, predictor.predict_file(f)))
+        except InputFileError as exc:
+            log.warning("warning: %s; skipped", exc)
+            failed.append((f, str(exc)))
+    return pictures, failed
+
+
 def _run_sheet(args: argparse.Namespace) -> int:
     """--sheet: CONTENT in every style of the model (and of each picture of --style-dir), labelled."""
     if args.style_arg is not None:
@@ -290,22 +305,14 @@ def _run_sheet(args: argparse.Namespace) -> int:
     photo = _read_input(args.content, "photo", min_side=1)
     files = list_images(args.style_dir) if args.style_dir is not None else []
     model = load_model(args.model)
-    pictures: list[tuple[str, np.ndarray]] = []
-    failed: list[tuple[Path, str]] = []
-    predictor = None
-    if files:
-        if model.predictor is None:
-            raise ModelFolderError(f"--style-dir: {model.path}: " + NO_PREDICTOR.format(graph=PREDICTOR_GRAPH))
-        predictor = PredictorSession(model)
-        for f in files:
-            try:
-                pictures.append((f.name, predictor.predict_file(f)))
-            except InputFileError as exc:
-                log.warning("warning: %s; skipped", exc)
-                failed.append((f, str(exc)))
-        if not pictures:
+    if files and model.predictor is None:
+        raise ModelFolderError(f"--style-dir: {model.path}: " + NO_PREDICTOR.format(graph=PREDICTOR_GRAPH))
+    with contextlib.ExitStack() as stack:
+        predictor = stack.enter_context(PredictorSession(model)) if files else None
+        pictures, failed = _predict_pictures(predictor, files) if predictor is not None else ([], [])
+        if files and not pictures:
             raise InputFileError(f"{args.style_dir}: none of the {len(files)} pictures could be used (each is named above)")
-    with engine_from_args(args, model, predictor=predictor) as engine:
+        engine = stack.enter_context(engine_from_args(args, model, predictor=predictor))
         image = style_sheet(engine, photo.bgr, strength=args.strength, keep_colours=args.keep_colours, pictures=pictures,
                             predictor=predictor, tile_side=args.tile, progress=False if args.quiet else None)
     write_image(sheet, image, overwrite=args.overwrite, inputs=inputs)

@@ -221,7 +221,10 @@ def stylizer_from_args(args: argparse.Namespace, *, per_image: bool) -> Iterator
     picture = is_picture_style(args, mix)
     # Kept open for the content's own style; ModelFolderError when the model has no predictor.
     predictor = PredictorSession(model) if picture and args.strength < 1.0 else None
-    with engine_from_args(args, model, predictor=predictor) as engine:
+    with contextlib.ExitStack() as stack:
+        if predictor is not None:
+            stack.callback(predictor.close)
+        engine = stack.enter_context(engine_from_args(args, model, predictor=predictor))
         style = PictureStyle(engine.style_vector, engine.style_label) if picture else None
         yield engine, stylizer_for(engine, strength=args.strength, keep_colours=getattr(args, "keep_colours", False),
                                    picture=style, predictor=predictor, per_image=per_image)
