@@ -39,12 +39,20 @@ def environment() -> dict[str, Any]:
     }
 
 
+_PATH_KEYS = {"path", "content_dir", "base_checkpoint", "from"}
+"""Keys whose values are file or folder paths, relative or not: only their last part is kept."""
+
+
+def _name_only(value: Any) -> Any:
+    return ntpath.basename(posixpath.basename(value.rstrip("/\\"))) or value if isinstance(value, str) else public_record(value)
+
+
 def public_record(value: Any) -> Any:
     """``value`` (JSON-like) with every absolute path cut to its last component, so that what
     ships (manifests, graph metadata, model cards) names no folder, user or host of the
     machine it was made on."""
     if isinstance(value, dict):
-        return {k: public_record(v) for k, v in value.items()}
+        return {k: _name_only(v) if k in _PATH_KEYS else public_record(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [public_record(v) for v in value]
     if isinstance(value, str) and (posixpath.isabs(value) or ntpath.isabs(value) or value.startswith("~")):

@@ -252,7 +252,7 @@ def _loop(
     weights = torch.tensor([s.weight for s in run.specs], dtype=torch.float32)
     ema = torch.tensor(run.info.get("style_loss_ema") or [float("nan")] * len(run.specs))
     clock = WallClock(settings.checkpoint_minutes, time_limit)
-    first_step, predicted = run.step, False
+    first_step, predicted, timed_from = run.step, False, (run.step, 0.0)
     run.net.train()
     bar = Progress(settings.steps, "training", unit="step", enabled=progress, initial=run.step)
 
@@ -294,9 +294,11 @@ def _loop(
                     ema[i] = v if math.isnan(ema[i]) else 0.98 * ema[i] + 0.02 * v
                 shown = {k: float(v.detach()) for k, v in terms.items() if k != "total"}
                 bar.update(1, **shown)
-                if not predicted and run.step - first_step == 50:
+                if run.step - first_step == WARM_UP_STEPS:
+                    timed_from = (run.step, clock.elapsed())
+                elif not predicted and run.step - first_step == WARM_UP_STEPS + TIMED_STEPS:
                     predicted = True
-                    _predict(settings, run.step, first_step, clock, time_limit)
+                    _predict(settings, run.step, timed_from, clock, time_limit)
                 if run.step % settings.checkpoint_every == 0 or run.step == settings.steps or clock.save_due():
                     save()
                     _log_style_losses(run, ema)
@@ -314,14 +316,20 @@ def _loop(
     return out
 
 
-def _predict(settings: TrainSettings, step: int, first: int, clock: WallClock, time_limit: float | None) -> None:
-    """Log the whole run's predicted duration from its first steps (crop size changes included)."""
-    per_step = clock.elapsed() / (step - first)
+WARM_UP_STEPS, TIMED_STEPS = 10, 50
+"""The run's duration is predicted from steps 10..60 of each invocation: the first steps pay for
+allocations and kernel selection (on a GPU they took 2x the steady step time)."""
+
+
+def _predict(settings: TrainSettings, step: int, timed_from: tuple[int, float], clock: WallClock, time_limit: float | None) -> None:
+    """Log the whole run's predicted duration from its first timed steps (crop size changes included)."""
+    first, started = timed_from
+    per_step = (clock.elapsed() - started) / (step - first)
     base = settings.size_at(step) ** 2
     # Later steps at another crop size cost in proportion to their pixels.
     rest = sum(settings.size_at(k) ** 2 / base for k in range(step, settings.steps)) * per_step
     when = time.strftime("%H:%M", time.localtime(time.time() + rest))
-    msg = f"{per_step:.3g} s/step over the first {step - first} steps: the remaining {settings.steps - step} steps take about {rest / 3600:.2f} h (ends about {when})"
+    msg = f"{per_step:.3g} s/step over steps {first}-{step}: the remaining {settings.steps - step} steps take about {rest / 3600:.2f} h (ends about {when})"
     if time_limit is not None and clock.elapsed() + rest > time_limit:
         msg += f"; the time limit ({time_limit / 3600:.2f} h) stops it first, near step {step + int((time_limit - clock.elapsed()) / per_step)}"
     log.info(msg)
@@ -412,12 +420,17 @@ def train_styles(
     if warm is not None:
         settings = replace(settings, arch=warm.net.arch_name, arch_config=warm.net.config())
     net = build_network(settings.arch, settings.arch_config).to(dev)
+    settings = replace(settings, arch_config=net.config())  # stored complete, so --resume rebuilds the same network
     style_param = torch.nn.Parameter(net.identity_style(len(styles)).to(dev))
     if warm is not None:
         net.load_state_dict(warm.net.state_dict())
-        with torch.no_grad():
+        kept = [n for n in names if n in warm.style_names]
+        with torch.no_grad():  # a style the base knows keeps its vector; a new one starts at the mean
             style_param.copy_(warm.styles.mean(0, keepdim=True).expand_as(style_param))
-        log.info("warm start from %s (%s, %d styles)", base, warm.net.arch_name, len(warm.style_names))
+            for i, n in enumerate(names):
+                if n in kept:
+                    style_param[i] = warm.styles[warm.style_names.index(n)].to(dev)
+        log.info("warm start from %s (%s): %d of %d styles continue from its vectors", base, warm.net.arch_name, len(kept), len(names))
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
         net = net.to(memory_format=torch.channels_last)
