@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
+import tempfile
 from pathlib import Path
 
 from .cli_common import entry_point, make_parser
 from .cli_options import add_keep_colours_option, add_model_options, add_temporal_option, list_styles, stylizer_from_args
 from .errors import UsageError
 from .video import check_transcode, describe, transcode
+from .demo import DEMO_CLIP, DEMO_SECONDS
 from .video_plan import CONTAINERS, X264_PRESETS
 
 log = logging.getLogger("stylecast.video")
@@ -71,7 +74,8 @@ def _seconds(text: str) -> float:
 
 def make_video_parser() -> argparse.ArgumentParser:
     p = make_parser("nst-video", DESCRIPTION, EPILOG)
-    p.add_argument("input", metavar="IN", nargs="?", help="the video to stylise (any file FFmpeg reads)")
+    p.add_argument("input", metavar="IN", nargs="?",
+                   help=f"the video to stylise (any file FFmpeg reads), or {DEMO_CLIP} for a built-in {DEMO_SECONDS:g} s clip with sound")
     p.add_argument("output", metavar="OUT", nargs="?", help=f"output video ({' '.join(CONTAINERS)})")
     add_model_options(p, own_style="the first frame's")
     add_keep_colours_option(p)
@@ -95,7 +99,17 @@ def _body(args: argparse.Namespace) -> int:
         return 0
     if not args.input or not args.output:
         raise UsageError("IN and OUT are required (or --list-styles)")
-    src, dst = Path(args.input), Path(args.output)
+    with contextlib.ExitStack() as stack:
+        src = Path(args.input)
+        if args.input == DEMO_CLIP:
+            from .video_demo import write_demo_clip
+
+            src = write_demo_clip(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nst-demo-"))) / "demo.mp4")
+            log.info("input: the built-in demo clip (%g s, generated)", DEMO_SECONDS)
+        return _stylize(args, src, Path(args.output))
+
+
+def _stylize(args: argparse.Namespace, src: Path, dst: Path) -> int:
     job = {"overwrite": args.overwrite, "crf": args.crf, "preset": args.preset, "codec": args.codec,
            "start": args.start, "duration": args.duration}
     # Input, output and options are all checked before the model loads (seconds on a GPU).

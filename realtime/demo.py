@@ -14,6 +14,13 @@ import numpy as np
 
 DEMO_IMAGES = ("demo:scene", "demo:swirls")
 
+DEMO_CLIP = "demo:scene"
+"""As the input of nst-video: the moving scene as a short clip with sound (``video_demo``)."""
+
+DEMO_SECONDS, DEMO_FPS, DEMO_SIZE = 3.0, 24, (640, 360)
+"""The demo clip: long enough to see motion and the temporal blend, short enough for a 2-core
+CPU to stylise in well under a minute."""
+
 
 def demo_scene(width: int = 640, height: int = 360, t: float = 0.0) -> np.ndarray:
     """A landscape with sky, sun, hills, a house and a tree; clouds drift and a ball bounces with ``t`` (s).

@@ -360,3 +360,24 @@ def test_cli_summary_and_trim(tmp_path: Path, tiny_model_dir: Path, capsys: pyte
     assert len(video_frames(out)[0]) == 5
     err = capsys.readouterr().err
     assert f"wrote {out}: 5 frames" in err and "1 audio stream(s) copied" in err
+
+
+def test_cli_demo_clip_is_stylised_with_its_sound_and_leaves_no_temp_files(tmp_path: Path, tiny_model_dir: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``nst-video demo:scene OUT``: the README's first command, on a generated clip."""
+    import tempfile
+
+    from stylecast.realtime.cli_video import main
+    from stylecast.realtime.demo import DEMO_FPS, DEMO_SECONDS, DEMO_SIZE, demo_scene
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    out = tmp_path / "demo.mp4"
+    assert main(["demo:scene", str(out), "--model", str(tiny_model_dir), "--style", "beta", "--device", "cpu", "-q"]) == 0
+    times, images = video_frames(out)
+    assert len(images) == round(DEMO_SECONDS * DEMO_FPS) and images[0].shape == (DEMO_SIZE[1], DEMO_SIZE[0], 3)
+    assert np.allclose(np.diff(times), 1 / DEMO_FPS, atol=1e-3)
+    assert len(stream_packets(out)[0]) > 0  # the demo's sound was kept
+    assert np.abs(images[0].astype(np.int16) - demo_scene(*DEMO_SIZE, 0.0)).mean() > 10  # stylised, not copied
+    assert list(scratch.iterdir()) == []  # the generated input is gone
