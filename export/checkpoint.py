@@ -184,7 +184,7 @@ def load_network_source(path: Path | str) -> Checkpoint:
         raise CheckpointError(f"{path}: weights do not fit a {net.arch_name} network ({str(exc).splitlines()[0]})") from exc
     if net.style_dim != folder.style_dim:
         raise CheckpointError(f"{path}: the network takes style vectors of {net.style_dim}, styles.npz has {folder.style_dim}")
-    info = {"mode": "model-folder", "step": folder.manifest.get("provenance", {}).get("training", {}).get("step", 0),
-            "settings": folder.manifest.get("provenance", {}).get("training", {}).get("settings")}
+    training = folder.manifest.get("provenance", {}).get("training", {})
+    info = {**(training if isinstance(training, dict) else {}), "mode": "model-folder"}
     return Checkpoint(net=net.eval(), styles=torch.from_numpy(folder.style_vectors.copy()), style_names=list(folder.style_names),
                       info=info, folder=path)

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a checkpoint or a model folder (e.g. the bundled weights/default): with --add-style the network "
                            "to extend; otherwise the network weights a new run starts from (warm start)")
     what.add_argument("--name", help="with --add-style: the new style's name (default: the file name)")
+    what.add_argument("--evaluate", action="store_true",
+                      help="train nothing: score the network of --from on its held-out photos (those its run recorded, "
+                           "else --holdout N of --content-dir), one line per style of --styles; writes OUT/evaluation.json")
     how = p.add_argument_group("how")
     how.add_argument("--vgg", metavar="PATH", help="VGG weights for the losses (default: $NST_VGG)")
     how.add_argument("--steps", type=int, help=f"total steps (default {TRAIN_STEPS}; {ADD_STYLE_STEPS} with --add-style)")
@@ -117,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     if args.lr is not None and not args.lr > 0:
         raise UsageError(f"--lr must be positive, got {args.lr}")
     adding = args.add_style is not None
+    if args.evaluate:
+        return _evaluate(args)
     if adding and args.base is None and not args.resume:
         raise UsageError("--add-style needs --from CHECKPOINT (the trained network to extend)")
     if not adding and args.name is not None:
@@ -178,6 +183,41 @@ def run(args: argparse.Namespace) -> int:
         out = train_styles(args.content_dir, specs, args.out, vgg, settings, device=args.device, resume=args.resume,
                            progress=progress, time_limit=time_limit, base=args.base)
     print(f"checkpoint written to {out}; export it with: nst-export {out} MODEL_DIR --fp16")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from stylecast.realtime.errors import UsageError
+
+    from .checkpoint import load_network_source
+    from .data import held_out
+    from .evaluate import centre_crops, evaluate_styles, held_out_files, write_scores
+    from .train import parse_style_spec
+    from .vgg import load_vgg, resolve_vgg_path
+
+    if args.base is None or args.content_dir is None or not args.styles:
+        raise UsageError("--evaluate needs --from MODEL, --content-dir DIR and --styles (the paintings of the styles to score)")
+    if args.add_style or args.resume:
+        raise UsageError("--evaluate trains nothing: leave out --add-style and --resume")
+    source = load_network_source(args.base)
+    specs = [parse_style_spec(s) for s in args.styles]
+    names = source.info.get("held_out_photos") or []
+    if names:
+        files = held_out_files(args.content_dir, names)
+    elif args.holdout:
+        from stylecast.realtime.images import list_images
+
+        files = sorted(held_out(list_images(args.content_dir), args.holdout))
+    else:
+        raise UsageError("this network's run recorded no held-out photos: pass --holdout N to choose N of --content-dir")
+    photos = centre_crops(files, args.size)
+    scores = evaluate_styles(source, photos, specs, load_vgg(resolve_vgg_path(args.vgg)), style_size=args.style_size)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = write_scores(args.out / "evaluation.json", scores, [f.name for f in files], args.size)
+    print(f"{'style':<20} {'content':>10} {'style':>10} {'out/in':>7} {'tv':>10}   ({len(files)} held-out photos, {args.size} px)")
+    for s in scores:
+        print(f"{s.name:<20} {s.content:>10.4g} {s.style:>10.4g} {s.style_ratio:>7.3f} {s.tv:>10.4g}")
+    print(f"wrote {path}")
     return 0
 
 

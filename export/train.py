@@ -522,6 +522,7 @@ def add_style(
             "base_info": {k: source.info.get(k) for k in ("settings", "styles", "recipe", "content_photos")},
             "content_dir": str(Path(content_dir).resolve()),
             "content_photos": len(content),
+            "held_out_photos": content.held_out_names,
             "environment": environment(),
         }
     return _loop(run, out=out, settings=settings, content=content, loss=loss, targets=targets,

@@ -1,0 +1,107 @@
+"""How well a trained network does each of its styles, on photos it never trained on.
+
+``evaluate_styles`` stylises the same centre crops of held-out content photos with every style
+whose painting is given, and reports the loss terms of the training recipe per style (content,
+style, total variation), unweighted, averaged over the photos. The numbers compare styles of one
+network and one network with another on the same photos; they are not a verdict on looks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from stylecast.realtime.errors import UsageError
+from stylecast.realtime.images import list_images, read_image
+
+from .checkpoint import Checkpoint
+from .data import load_style_image
+from .losses import PerceptualLoss
+from .tensors import bgr_to_tensor
+from .train import StyleSpec
+from .vgg import VGGFeatures
+
+log = logging.getLogger("stylecast.evaluate")
+
+
+@dataclass(frozen=True)
+class StyleScore:
+    """Mean unweighted loss terms of one style over the held-out photos."""
+
+    name: str
+    content: float
+    style: float
+    tv: float
+    style_of_input: float  # the same style loss for the photos themselves (unstylised)
+
+    @property
+    def style_ratio(self) -> float:
+        """Style distance output / input: 1 = no closer to the painting than the photo; lower is closer."""
+        return self.style / self.style_of_input if self.style_of_input > 0 else float("nan")
+
+
+def held_out_files(content_dir: Path, names: list[str]) -> list[Path]:
+    """The held-out photos of ``content_dir`` (by file name, as recorded in a checkpoint)."""
+    files = {f.name: f for f in list_images(content_dir)}
+    missing = [n for n in names if n not in files]
+    if missing:
+        raise UsageError(f"{content_dir}: {len(missing)} held-out photo(s) are missing, e.g. {missing[0]}")
+    return [files[n] for n in names]
+
+
+def centre_crops(files: list[Path], size: int) -> torch.Tensor:
+    """Each photo scaled so its shorter side is ``size``, centre-cropped square: float RGB [N, 3, size, size]."""
+    import cv2
+
+    crops = []
+    for f in files:
+        img = read_image(f, what="held-out photo")
+        h, w = img.shape[:2]
+        s = size / min(h, w)
+        img = cv2.resize(img, (max(size, round(w * s)), max(size, round(h * s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+        y, x = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
+        crops.append(bgr_to_tensor(img[y : y + size, x : x + size]))
+    return torch.cat(crops)
+
+
+@torch.no_grad()
+def evaluate_styles(
+    source: Checkpoint, photos: torch.Tensor, styles: list[StyleSpec], vgg: VGGFeatures, *, style_size: int = 512, batch: int = 10
+) -> list[StyleScore]:
+    """Loss terms per style (the model's styles that ``styles`` names) on ``photos`` [N, 3, H, W]."""
+    from .train import TrainSettings
+
+    recipe, _ = TrainSettings().recipe(vgg)
+    loss = PerceptualLoss(vgg, recipe)
+    net = source.net.float().eval()
+    by_name = {s.label: s for s in styles}
+    unknown = sorted(set(by_name) - set(source.style_names))
+    if unknown:
+        raise UsageError(f"the model has no style named {', '.join(unknown)}; it has: {', '.join(source.style_names)}")
+    scores = []
+    for i, name in enumerate(source.style_names):
+        if name not in by_name:
+            continue
+        targets = loss.style_targets(load_style_image(by_name[name].path, style_size))
+        sums = {"content": 0.0, "style": 0.0, "tv": 0.0, "input": 0.0}
+        for start in range(0, len(photos), batch):
+            x = photos[start : start + batch]
+            terms = loss(net(x, source.styles[i : i + 1].float()), x, targets)
+            for k in ("content", "style", "tv"):
+                sums[k] += float(terms[k]) * len(x)
+            sums["input"] += float(loss(x, x, targets)["style"]) * len(x)
+        scores.append(StyleScore(name, *(sums[k] / len(photos) for k in ("content", "style", "tv", "input"))))
+        log.info("%s: content %.4g, style %.4g (%.2f of the photos'), tv %.4g", name, scores[-1].content,
+                 scores[-1].style, scores[-1].style_ratio, scores[-1].tv)
+    return scores
+
+
+def write_scores(path: Path, scores: list[StyleScore], photos: list[str], size: int) -> Path:
+    """Write the scores as JSON: {"photos": [...], "crop": size, "styles": [{name, content, style, tv}]}."""
+    rows = [{**asdict(s), "style_ratio": s.style_ratio} for s in scores]
+    path.write_text(json.dumps({"photos": photos, "crop": size, "styles": rows}, indent=2) + "\n", encoding="utf-8")
+    return path
