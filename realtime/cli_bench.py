@@ -3,6 +3,7 @@
   speed    model-only ms/frame of the engine against a naive PyTorch reference (bench_speed.py)
   video    end-to-end nst-video fps against a naive one-thread loop, on generated clips (bench_video.py)
   flicker  warping error of the temporal blend on real clips, and what it costs (bench_flicker.py)
+  peers    our styles beside another project's trained networks, with a style distance (bench_peers.py)
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from .cli_common import entry_point, make_parser
 
 
 def _subcommands() -> dict[str, ModuleType]:
-    from . import bench_flicker, bench_speed, bench_video
+    from . import bench_flicker, bench_peers, bench_speed, bench_video
 
-    return {"speed": bench_speed, "video": bench_video, "flicker": bench_flicker}
+    return {"speed": bench_speed, "video": bench_video, "flicker": bench_flicker, "peers": bench_peers}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         "           audio copied) against a naive one-thread decode-stylise-encode loop, on clips it\n"
         "           generates at those sizes\n"
         "  flicker  the warping error (Lai et al. 2018) of stylised real clips with and without the\n"
-        "           temporal blend, how far the blend moves from the per-frame output, and its cost",
+        "           temporal blend, how far the blend moves from the per-frame output, and its cost\n"
+        "  peers    our styles beside another project's trained networks on frames of real clips, on\n"
+        "           one sheet, with a style distance to the painting (needs PyTorch)",
         epilog="examples:\n  nst-bench speed --model weights/default --sizes 640x360 1280x720\n"
         "  nst-bench flicker --model weights/default --clips ../shared/data/video/clips --temporal 0.5\n"
         "  nst-bench speed --help",
