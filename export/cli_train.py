@@ -88,7 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="steps between checkpoints (default 500)")
     how.add_argument("--preview-every", type=int, default=500, metavar="N", help="steps between preview images in OUT/previews (0 = never; default 500)")
     how.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    how.add_argument("--arch", default="johnson", help="network architecture (default johnson)")
+    how.add_argument("--arch", default=None, help="network architecture: johnson or fast (default johnson; fast with --teacher)")
+    how.add_argument("--arch-config", metavar="JSON", help='the architecture\'s settings, e.g. \'{"channels": 32, "residual_blocks": 3}\' for fast')
+    what.add_argument("--teacher", type=Path, metavar="MODEL_DIR",
+                      help="distil: train a small student (--arch fast) to reproduce every style of this trained model "
+                           "folder (pixel loss against the teacher's output; no VGG, so steps are cheap)")
+    how.add_argument("--gram-weight", type=float, default=0.0, metavar="W",
+                     help="with --teacher: add W x a Gram-matrix term on 4x pooled pixels (default 0)")
     return p
 
 
@@ -137,6 +143,11 @@ def run(args: argparse.Namespace) -> int:
         if not 0 <= value <= 1:
             raise UsageError(f"{flag} must be a fraction from 0 to 1, got {value:g}")
     time_limit = parse_duration(args.time_limit) if args.time_limit else None
+    distilling = args.teacher is not None or (args.resume and _mode_of(args.out) == "distill")
+    if distilling and (args.styles or adding or args.base is not None):
+        raise UsageError("--teacher takes its styles from the teacher: leave out --styles, --add-style and --from")
+    _positive("--gram-weight", args.gram_weight, 0)
+    arch_config = _arch_config(args.arch_config)
     if adding and args.styles:
         raise UsageError("--styles and --add-style cannot be combined")
     settings = TrainSettings(
@@ -153,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
         stability=args.stability,
         checkpoint_every=args.checkpoint_every,
         preview_every=args.preview_every,
-        arch=args.arch,
+        arch=args.arch or ("fast" if distilling else "johnson"),
+        arch_config=arch_config,
         precision=args.precision,
         warmup=args.warmup,
         decay_from=args.decay_from,
@@ -171,9 +183,17 @@ def run(args: argparse.Namespace) -> int:
         read_image(spec.path, min_side=16, what="style image")
     if args.content_dir is not None:
         list_images(args.content_dir)
-    vgg = load_vgg(resolve_vgg_path(args.vgg))
+    from .transformer import build_network
+
+    build_network(settings.arch, settings.arch_config)  # a wrong --arch-config fails before anything loads
     progress = False if args.quiet else None
-    if adding:
+    vgg = None if distilling else load_vgg(resolve_vgg_path(args.vgg))
+    if distilling:
+        from .distill import distill
+
+        out = distill(args.teacher, args.content_dir, args.out, settings, gram_weight=args.gram_weight, device=args.device,
+                      resume=args.resume, progress=progress, time_limit=time_limit)
+    elif adding:
         spec = parse_style_spec(args.add_style)
         if args.name:
             spec = StyleSpec(spec.path, spec.weight, args.name)
@@ -184,6 +204,32 @@ def run(args: argparse.Namespace) -> int:
                            progress=progress, time_limit=time_limit, base=args.base)
     print(f"checkpoint written to {out}; export it with: nst-export {out} MODEL_DIR --fp16")
     return 0
+
+
+def _mode_of(out: Path) -> str | None:
+    """The mode of the checkpoint in ``out`` (train, add-style, distill, ...), if there is one."""
+    import json
+
+    try:
+        return json.loads((out / "checkpoint.json").read_text(encoding="utf-8")).get("mode")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _arch_config(text: str | None) -> dict:
+    import json
+
+    from stylecast.realtime.errors import UsageError
+
+    if not text:
+        return {}
+    try:
+        config = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"--arch-config is not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise UsageError("--arch-config must be a JSON object, e.g. '{\"channels\": 32}'")
+    return config
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -33,13 +33,8 @@ from .data import ContentCrops
 from .losses import PerceptualLoss, StyleTargets
 from .provenance import environment
 from .tensors import bgr_to_tensor, resolve_device, tensor_to_bgr
-from .train import (
-    TrainSettings,
-    check_out,
-    optimizer_state,
-    restore_optimizer,
-    step_generator,
-)
+from .train_loop import check_out, optimizer_state, restore_optimizer, step_generator
+from .train_settings import TrainSettings
 from .transformer import StyleNetwork
 from .vgg import VGGFeatures
 from stylecast.realtime.model_folder import sha256_file

@@ -17,109 +17,28 @@ bit-identical to an uninterrupted one on the same device.
 from __future__ import annotations
 
 import logging
-import math
-import re
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stylecast.realtime.errors import CheckpointError, UsageError
+from stylecast.realtime.errors import UsageError
 from stylecast.realtime.model_folder import sha256_file
-from stylecast.realtime.progress import Progress
 
-from .checkpoint import INFO_NAME, Checkpoint, load_checkpoint, load_network_source, save_checkpoint
+from .checkpoint import load_network_source
 from .data import ContentCrops, load_style_image
-from .losses import LossRecipe, PerceptualLoss, StyleTargets, choose_recipe, select_style_targets, stack_style_targets
+from .losses import PerceptualLoss, StyleTargets, select_style_targets, stack_style_targets
 from .provenance import environment
-from .schedule import StopRequested, WallClock, autocast, crop_size, learning_rate, resolve_precision, sigterm_stops
-from .tensors import resolve_device, tensor_to_bgr
+from .tensors import resolve_device
+from .train_loop import Objective, Run, check_out, loop, restore_optimizer
+from .train_settings import StyleSpec, TrainSettings, parse_style_spec
 from .transformer import StyleNetwork, build_network
 from .vgg import VGGFeatures
 
+__all__ = ["StyleSpec", "TrainSettings", "add_style", "parse_style_spec", "train_styles"]
+
 log = logging.getLogger("stylecast.train")
-
-
-@dataclass(frozen=True)
-class StyleSpec:
-    """A style image, its style-loss multiplier, and the name it gets in the model."""
-
-    path: Path
-    weight: float = 1.0
-    name: str = ""
-
-    @property
-    def label(self) -> str:
-        return self.name or re.sub(r"[^A-Za-z0-9_-]+", "_", self.path.stem)
-
-
-def parse_style_spec(text: str) -> StyleSpec:
-    """``PATH`` or ``PATH:WEIGHT`` (the weight multiplies that style's style loss)."""
-    path, weight = text, 1.0
-    head, sep, tail = text.rpartition(":")
-    if sep and head and re.fullmatch(r"[0-9]*\.?[0-9]+(e[-+]?[0-9]+)?", tail.strip(), re.IGNORECASE):
-        path, weight = head, float(tail)
-    if not math.isfinite(weight) or weight <= 0:
-        raise UsageError(f"style weight in {text!r} must be a positive number")
-    return StyleSpec(Path(path), weight)
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Everything that shapes a run; stored in each checkpoint and restored on --resume."""
-
-    steps: int = 40_000
-    size: int = 256  # content crop side
-    batch: int = 8
-    style_size: int = 512  # longer side of each style image
-    lr: float = 1e-3
-    seed: int = 0
-    content_weight: float | None = None  # None: the recipe's default
-    style_weight: float | None = None
-    tv_weight: float | None = None
-    pyramid_levels: int | None = None
-    stability: float = 0.0  # weight of the video-stability term; 0 = off
-    checkpoint_every: int = 500
-    preview_every: int = 500
-    arch: str = "johnson"
-    arch_config: dict[str, Any] = field(default_factory=dict)
-    precision: str = "auto"  # auto, bf16 or fp32; what ran is stored as info["precision"]
-    warmup: int = 200  # steps of linear learning-rate warm-up
-    decay_from: float = 0.7  # cosine decay of the learning rate over the last 30% of the steps
-    final_size: int | None = None  # crop size for the late steps (e.g. 256 after 192)
-    final_size_from: float = 0.85  # fraction of the steps after which final_size is used
-    mixed_styles: bool = True  # each sample of a batch draws its own style
-    holdout: int = 0  # content photos held back for evaluation (never trained on)
-    checkpoint_minutes: float = 5.0  # also write a checkpoint after this much wall time
-
-    def lr_at(self, step: int) -> float:
-        return learning_rate(step, self.steps, self.lr, self.warmup, self.decay_from)
-
-    def size_at(self, step: int) -> int:
-        return crop_size(step, self.steps, self.size, self.final_size, self.final_size_from)
-
-    def recipe(self, vgg: VGGFeatures) -> tuple[LossRecipe, str]:
-        recipe, name = choose_recipe(vgg.taps)
-        changes = {
-            k: v
-            for k, v in (
-                ("content_weight", self.content_weight),
-                ("style_weight", self.style_weight),
-                ("tv_weight", self.tv_weight),
-                ("pyramid_levels", self.pyramid_levels),
-            )
-            if v is not None
-        }
-        return recipe.replace(**changes), name
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
 def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -139,233 +58,30 @@ def stability_loss(
     return F.mse_loss(out2[..., m:-m, m:-m], _shift(output, dy, dx)[..., m:-m, m:-m])
 
 
-@dataclass
-class _Run:
-    """The mutable state of a run, built fresh or restored from a checkpoint."""
-
-    net: StyleNetwork
-    frozen_styles: torch.Tensor  # [K, S] style vectors that do not train (add-style), maybe K = 0
-    styles: torch.nn.Parameter  # [N, S] style vectors that train
-    names: list[str]
-    specs: list[StyleSpec]  # one per trainable style
-    optimizer: torch.optim.Optimizer
-    step: int
-    info: dict[str, Any]
-
-    def all_styles(self) -> torch.Tensor:
-        return torch.cat([self.frozen_styles.to(self.styles.device), self.styles.detach()])
-
-
-def optimizer_state(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    out = {}
-    for i, st in opt.state_dict()["state"].items():
-        for k, v in st.items():
-            out[f"optim.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-    return out
-
-
-def restore_optimizer(opt: torch.optim.Optimizer, extra: dict[str, torch.Tensor]) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, v in extra.items():
-        m = re.fullmatch(r"optim\.(\d+)\.(\w+)", key)
-        if m:
-            state.setdefault(int(m.group(1)), {})[m.group(2)] = v
-    sd = opt.state_dict()
-    if sorted(state) != sorted(range(len(sd["param_groups"][0]["params"]))) and state:
-        raise CheckpointError("the optimizer state in the checkpoint does not fit this run")
-    sd["state"] = state
-    opt.load_state_dict(sd)
-
-
-def _save(run: _Run, out: Path, settings: TrainSettings, recipe_desc: str) -> None:
-    info = dict(run.info)
-    info.update(
-        step=run.step,
-        settings=asdict(settings),
-        recipe=recipe_desc,
-        styles=[{"name": s.label, "path": str(s.path), "weight": s.weight, "sha256": sha256_file(s.path)} for s in run.specs],
-    )
-    extra = optimizer_state(run.optimizer)
-    save_checkpoint(out, run.net, run.all_styles(), run.names, info, extra)
-
-
-def _preview(run: _Run, content: torch.Tensor, style_images: list[torch.Tensor], path: Path) -> None:
-    """A grid: a header row with the style images, then one row per content crop: the crop and
-    its stylisation with each style (the last 8 styles at most)."""
-    side = content.shape[-1]
-    blank = np.full((side, side, 3), 255, np.uint8)
-    n_frozen = len(run.frozen_styles)
-    with torch.no_grad():
-        vectors = run.all_styles()
-        shown = range(max(0, len(vectors) - 8), len(vectors))
-        header = [blank]
-        for i in shown:  # frozen styles (add-style) have no style image at hand
-            img = style_images[i - n_frozen] if i >= n_frozen else None
-            header.append(blank if img is None else cv2.resize(tensor_to_bgr(img), (side, side), interpolation=cv2.INTER_AREA))
-        rows = [np.concatenate(header, axis=1)]
-        for c in content:
-            row = [tensor_to_bgr(c)] + [tensor_to_bgr(run.net(c[None], vectors[i][None]).float()) for i in shown]
-            rows.append(np.concatenate(row, axis=1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), np.concatenate(rows, axis=0))
-
-
-def _draw_styles(run: _Run, settings: TrainSettings, gen: torch.Generator) -> torch.Tensor:
-    """The trainable style index of each sample of this step's batch: int64 [B]."""
-    n = len(run.specs)
-    if settings.mixed_styles:
-        return torch.randint(n, (settings.batch,), generator=gen)
-    return torch.randint(n, (1,), generator=gen).expand(settings.batch)
-
-
-def _log_style_losses(run: _Run, ema: torch.Tensor) -> None:
-    names = run.names[len(run.frozen_styles):]
-    log.info("step %d, style loss per style (moving average): %s", run.step,
-             ", ".join(f"{n} {v:.3g}" for n, v in zip(names, ema.tolist())))
-
-
-def _loop(
-    run: _Run,
-    *,
-    out: Path,
-    settings: TrainSettings,
-    content: ContentCrops,
-    loss: PerceptualLoss,
-    targets: StyleTargets,
-    style_images: list[torch.Tensor],
-    device: torch.device,
-    progress: bool | None,
-    recipe_desc: str,
-    time_limit: float | None = None,
-) -> Path:
-    """Train until ``settings.steps`` or ``time_limit`` seconds; ``targets`` holds every trainable
-    style's Grams stacked along the batch axis (``stack_style_targets``)."""
+def perceptual_objective(run: Run, loss: PerceptualLoss, targets: StyleTargets, stability: float) -> Objective:
+    """content + style + TV on VGG features (each sample against its own style's Grams, times that
+    style's weight), plus the stability term when ``stability`` > 0."""
     r = loss.recipe
-    precision = resolve_precision(settings.precision, device)
-    if run.info.setdefault("precision", precision) != precision:
-        log.warning("this checkpoint trained in %s so far; continuing in %s", run.info["precision"], precision)
-        run.info["precision"] = precision
-    log.info("precision: %s on %s", precision, device)
-    amp = autocast(precision, device)
-    preview_gen = torch.Generator().manual_seed(settings.seed + 7)
-    preview_content = content.batch(min(3, len(content)), preview_gen).to(device)
     weights = torch.tensor([s.weight for s in run.specs], dtype=torch.float32)
-    ema = torch.tensor(run.info.get("style_loss_ema") or [float("nan")] * len(run.specs))
-    clock = WallClock(settings.checkpoint_minutes, time_limit)
-    first_step, predicted, timed_from = run.step, False, (run.step, 0.0)
-    run.net.train()
-    bar = Progress(settings.steps, "training", unit="step", enabled=progress, initial=run.step)
 
-    def save() -> None:
-        run.info["style_loss_ema"] = ema.tolist()
-        _save(run, out, settings, recipe_desc)
-        clock.saved()
+    def objective(x: torch.Tensor, idx: torch.Tensor, y: torch.Tensor, style: torch.Tensor,
+                  gen: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        terms = loss(y.float(), x, select_style_targets(targets, idx), weights[idx].to(x.device))
+        total = r.content_weight * terms["content"] + r.style_weight * terms["style"] + r.tv_weight * terms["tv"]
+        if stability > 0:
+            terms["stab"] = stability_loss(run.net, x, style, y, gen).float()
+            total = total + stability * terms["stab"]
+        terms["per_sample"] = terms.pop("style_per_sample")
+        del terms["total"]
+        return total, terms
 
-    try:
-        with sigterm_stops():
-            while run.step < settings.steps:
-                if clock.out_of_time():
-                    save()
-                    log.warning("time limit reached at step %d of %d; checkpoint saved: continue with --resume", run.step, settings.steps)
-                    break
-                gen = step_generator(settings.seed, run.step)
-                idx = _draw_styles(run, settings, gen)
-                x = content.batch(settings.batch, gen, size=settings.size_at(run.step)).to(device, non_blocking=True)
-                if device.type == "cuda":
-                    x = x.contiguous(memory_format=torch.channels_last)
-                for group in run.optimizer.param_groups:
-                    group["lr"] = settings.lr_at(run.step)
-                style = run.styles[idx.to(run.styles.device)]
-                with amp():
-                    y = run.net(x, style)
-                    terms = loss(y.float(), x, select_style_targets(targets, idx), weights[idx].to(device))
-                    total = r.content_weight * terms["content"] + r.style_weight * terms["style"] + r.tv_weight * terms["tv"]
-                    if settings.stability > 0:
-                        terms["stab"] = stability_loss(run.net, x, style, y, gen).float()
-                        total = total + settings.stability * terms["stab"]
-                if not torch.isfinite(total):
-                    raise UsageError(f"the loss became {total.item()} at step {run.step}; lower --lr or the loss weights")
-                run.optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                run.optimizer.step()
-                run.step += 1
-                per_sample = terms.pop("style_per_sample").float().cpu()
-                for i, v in zip(idx.tolist(), per_sample.tolist()):
-                    ema[i] = v if math.isnan(ema[i]) else 0.98 * ema[i] + 0.02 * v
-                shown = {k: float(v.detach()) for k, v in terms.items() if k != "total"}
-                bar.update(1, **shown)
-                if run.step - first_step == WARM_UP_STEPS:
-                    timed_from = (run.step, clock.elapsed())
-                elif not predicted and run.step - first_step == WARM_UP_STEPS + TIMED_STEPS:
-                    predicted = True
-                    _predict(settings, run.step, timed_from, clock, time_limit)
-                if run.step % settings.checkpoint_every == 0 or run.step == settings.steps or clock.save_due():
-                    save()
-                    _log_style_losses(run, ema)
-                if settings.preview_every and (run.step % settings.preview_every == 0 or run.step == settings.steps):
-                    run.net.eval()
-                    _preview(run, preview_content, style_images, out / "previews" / f"step_{run.step:06d}.png")
-                    run.net.train()
-    except (KeyboardInterrupt, StopRequested) as exc:
-        save()
-        log.warning("%s at step %d; checkpoint saved: continue with --resume", "stopped by " + str(exc) if isinstance(exc, StopRequested) else "interrupted", run.step)
-        raise KeyboardInterrupt from exc
-    finally:
-        bar.close()
-    run.net.eval()
-    return out
-
-
-WARM_UP_STEPS, TIMED_STEPS = 10, 50
-"""The run's duration is predicted from steps 10..60 of each invocation: the first steps pay for
-allocations and kernel selection (on a GPU they took 2x the steady step time)."""
-
-
-def _predict(settings: TrainSettings, step: int, timed_from: tuple[int, float], clock: WallClock, time_limit: float | None) -> None:
-    """Log the whole run's predicted duration from its first timed steps (crop size changes included)."""
-    first, started = timed_from
-    per_step = (clock.elapsed() - started) / (step - first)
-    base = settings.size_at(step) ** 2
-    # Later steps at another crop size cost in proportion to their pixels.
-    rest = sum(settings.size_at(k) ** 2 / base for k in range(step, settings.steps)) * per_step
-    when = time.strftime("%H:%M", time.localtime(time.time() + rest))
-    msg = f"{per_step:.3g} s/step over steps {first}-{step}: the remaining {settings.steps - step} steps take about {rest / 3600:.2f} h (ends about {when})"
-    if time_limit is not None and clock.elapsed() + rest > time_limit:
-        msg += f"; the time limit ({time_limit / 3600:.2f} h) stops it first, near step {step + int((time_limit - clock.elapsed()) / per_step)}"
-    log.info(msg)
-
-
-_MODES = {  # checkpoint "mode" -> (what it is, how to resume it)
-    "train": ("multi-style training", "nst-train --out DIR --resume"),
-    "add-style": ("--add-style", "nst-train --add-style IMG --out DIR --resume"),
-    "predictor": ("style-predictor", "nst-train-predictor --out DIR --resume"),
-}
+    return objective
 
 
 def _content(folder: Path, settings: TrainSettings, device: torch.device, limit: int | None) -> ContentCrops:
     """The content photos, loaded large enough for every crop size of the run."""
     largest = max(settings.size, settings.final_size or 0)
     return ContentCrops(folder, largest, device, limit=limit, holdout=settings.holdout)
-
-
-def check_out(out: Path, resume: bool, mode: str) -> Checkpoint | None:
-    """The checkpoint of kind ``mode`` to resume from, or None for a fresh run; refuses to clobber
-    an old run, and to resume a checkpoint another kind of training wrote."""
-    has = (out / INFO_NAME).is_file()
-    if resume:
-        if not has:
-            raise UsageError(f"--resume: no checkpoint in {out}")
-        previous = load_checkpoint(out)
-        saved = previous.info.get("mode")
-        if saved != mode:
-            how = f"; resume it with {_MODES[saved][1]}" if saved in _MODES else ""
-            raise CheckpointError(f"{out}: not a {_MODES[mode][0]} checkpoint{how}")
-        return previous
-    if has:
-        raise UsageError(f"{out} already holds a checkpoint; pass --resume to continue it, or choose another --out")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out} exists and is not a folder")
-    return None
 
 
 def train_styles(
@@ -435,7 +151,7 @@ def train_styles(
         torch.backends.cudnn.benchmark = True
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam([*net.parameters(), style_param], lr=settings.lr)
-    run = _Run(net, torch.zeros(0, net.style_dim), style_param, names, list(styles), opt, 0, {})
+    run = Run(net, torch.zeros(0, net.style_dim), style_param, names, list(styles), opt, 0, {})
     if previous is not None:
         net.load_state_dict(previous.net.state_dict())
         with torch.no_grad():
@@ -453,9 +169,10 @@ def train_styles(
             "warm_start": None if warm is None else {"from": Path(base).name, "styles": warm.style_names},
             "environment": environment(),
         }
-    return _loop(run, out=out, settings=settings, content=content, loss=loss, targets=targets,
-                 style_images=style_images, device=dev, progress=progress, recipe_desc=f"{recipe_name}: {recipe.describe()}",
-                 time_limit=time_limit)
+    objective = perceptual_objective(run, loss, targets, settings.stability)
+    return loop(run, out=out, settings=settings, content=content, objective=objective,
+                style_images=style_images, device=dev, progress=progress, recipe_desc=f"{recipe_name}: {recipe.describe()}",
+                time_limit=time_limit)
 
 
 def add_style(
@@ -511,7 +228,7 @@ def add_style(
     new = torch.nn.Parameter(start.to(dev))
     opt = torch.optim.Adam([new], lr=settings.lr)
     names = list(source.style_names) if previous is not None else [*source.style_names, style.label]
-    run = _Run(net, frozen, new, names, [style], opt, 0, {})
+    run = Run(net, frozen, new, names, [style], opt, 0, {})
     if previous is not None:
         restore_optimizer(opt, previous.extra)
         run.step, run.info = previous.step, dict(previous.info)
@@ -525,6 +242,7 @@ def add_style(
             "held_out_photos": content.held_out_names,
             "environment": environment(),
         }
-    return _loop(run, out=out, settings=settings, content=content, loss=loss, targets=targets,
-                 style_images=[style_image], device=dev, progress=progress, recipe_desc=f"{recipe_name}: {recipe.describe()}",
-                 time_limit=time_limit)
+    objective = perceptual_objective(run, loss, targets, settings.stability)
+    return loop(run, out=out, settings=settings, content=content, objective=objective,
+                style_images=[style_image], device=dev, progress=progress, recipe_desc=f"{recipe_name}: {recipe.describe()}",
+                time_limit=time_limit)

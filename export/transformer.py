@@ -224,4 +224,9 @@ def build_network(arch: str = "johnson", config: dict[str, Any] | None = None) -
     cfg = dict(config or {})
     if isinstance(cfg.get("channels"), list):  # JSON gives lists; the Johnson net takes a tuple
         cfg["channels"] = tuple(cfg["channels"])
-    return cls(**cfg)
+    try:
+        return cls(**cfg)
+    except TypeError as exc:
+        from stylecast.realtime.errors import UsageError
+
+        raise UsageError(f"the settings {cfg} do not fit the {arch} architecture ({exc})") from None

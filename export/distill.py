@@ -1,0 +1,128 @@
+"""Distillation: a small, fast student network learns to reproduce a trained teacher, style by style.
+
+``distill`` trains a student (by default the space-to-depth ``fast`` architecture) on random
+content crops; each sample draws one of the teacher's styles, the teacher stylises the crop
+(no gradients), and the student, with its own vector for that style, is trained to match it
+with a pixel loss (mean absolute error). No VGG runs: a step costs the teacher's forward pass
+and the student's forward and backward pass, a fraction of a perceptual-loss step. Optionally
+``gram_weight`` adds a Gram-matrix term on 4x average-pooled pixels of student and teacher
+(colour co-occurrence at low resolution, cheap).
+
+Checkpoints, resume, the time limit, SIGTERM and previews come from the shared training loop
+(``train_loop.py``); the checkpoint's mode is "distill".
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from stylecast.realtime.errors import UsageError
+
+from .checkpoint import Checkpoint, load_network_source
+from .data import ContentCrops
+from .losses import gram
+from .provenance import environment
+from .tensors import resolve_device
+from .train_loop import Objective, Run, check_out, loop, restore_optimizer
+from .train_settings import StyleSpec, TrainSettings
+from .transformer import build_network
+
+log = logging.getLogger("stylecast.distill")
+
+DEFAULT_STUDENT = "fast"
+
+
+def distill_objective(teacher: Checkpoint, gram_weight: float = 0.0) -> Objective:
+    """Mean absolute difference between student and teacher outputs, plus ``gram_weight`` times
+    the squared difference of Gram matrices of the 4x pooled outputs."""
+    net, vectors = teacher.net, teacher.styles
+
+    def objective(x: torch.Tensor, idx: torch.Tensor, y: torch.Tensor, style: torch.Tensor,
+                  gen: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with torch.no_grad():
+            target = net(x, vectors[idx.to(vectors.device)]).float().clamp(0, 1)
+        diff = (y.float() - target).abs()
+        terms = {"pixel": diff.mean(), "per_sample": diff.mean(dim=(1, 2, 3)).detach()}
+        total = terms["pixel"]
+        if gram_weight > 0:
+            terms["gram"] = (gram(F.avg_pool2d(y.float(), 4)) - gram(F.avg_pool2d(target, 4))).pow(2).mean()
+            total = total + gram_weight * terms["gram"]
+        return total, terms
+
+    return objective
+
+
+def distill(
+    teacher_dir: Path | None,
+    content_dir: Path | None,
+    out: Path,
+    settings: TrainSettings,
+    *,
+    gram_weight: float = 0.0,
+    device: str = "auto",
+    resume: bool = False,
+    progress: bool | None = None,
+    time_limit: float | None = None,
+) -> Path:
+    """Distil (or resume distilling) the network of ``teacher_dir`` (a model folder with its PyTorch
+    weights, or a checkpoint) into a student of ``settings.arch``; returns the checkpoint ``out``."""
+    out = Path(out)
+    dev = resolve_device(device)
+    previous = check_out(out, resume, "distill")
+    if previous is not None:
+        saved = previous.info
+        settings = replace(TrainSettings(**saved["settings"]), steps=settings.steps)
+        teacher_dir = teacher_dir or Path(saved["teacher_path"])
+        content_dir = content_dir or Path(saved["content_dir"])
+        gram_weight = float(saved.get("gram_weight", gram_weight))
+    if teacher_dir is None:
+        raise UsageError("--teacher MODEL_DIR is needed: the trained model folder to distil")
+    if content_dir is None:
+        raise UsageError("--content-dir is needed: a folder of photos to learn from")
+    teacher = load_network_source(teacher_dir)
+    teacher.net.requires_grad_(False)
+    teacher.net.to(dev).eval()
+    teacher.styles = teacher.styles.to(dev)
+    names = list(teacher.style_names)
+    specs = [StyleSpec(Path(f"teacher-{n}"), 1.0, n) for n in names]  # no painting: the teacher is the target
+
+    largest = max(settings.size, settings.final_size or 0)
+    content = ContentCrops(content_dir, largest, dev, holdout=settings.holdout)
+    torch.manual_seed(settings.seed)
+    student = build_network(settings.arch, settings.arch_config).to(dev)
+    settings = replace(settings, arch_config=student.config())
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        student = student.to(memory_format=torch.channels_last)
+    vectors = torch.nn.Parameter(student.identity_style(len(names)).to(dev))
+    opt = torch.optim.Adam([*student.parameters(), vectors], lr=settings.lr)
+    run = Run(student, torch.zeros(0, student.style_dim), vectors, names, specs, opt, 0, {})
+    if previous is not None:
+        student.load_state_dict(previous.net.state_dict())
+        with torch.no_grad():
+            vectors.copy_(previous.styles)
+        restore_optimizer(opt, previous.extra)
+        run.step, run.info = previous.step, dict(previous.info)
+        log.info("resuming at step %d of %d", run.step, settings.steps)
+    else:
+        run.info = {
+            "mode": "distill",
+            "teacher": Path(teacher_dir).name,
+            "teacher_path": str(Path(teacher_dir).resolve()),
+            "teacher_architecture": teacher.net.arch_name,
+            "gram_weight": gram_weight,
+            "content_dir": str(Path(content_dir).resolve()),
+            "content_photos": len(content),
+            "held_out_photos": content.held_out_names,
+            "environment": environment(),
+        }
+    log.info("distilling %s (%s, %d styles) into a %s network %s", teacher_dir, teacher.net.arch_name, len(names),
+             student.arch_name, student.config())
+    recipe = f"distillation from {Path(teacher_dir).name}: pixel L1" + (f" + {gram_weight:g} x Gram(pool 4)" if gram_weight else "")
+    return loop(run, out=out, settings=settings, content=content, objective=distill_objective(teacher, gram_weight),
+                style_images=[None] * len(names), device=dev, progress=progress, recipe_desc=recipe, time_limit=time_limit)

@@ -1,0 +1,70 @@
+"""nst-train --teacher: a fast student distilled from a trained model folder."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from stylecast.export.checkpoint import load_checkpoint, load_network_source  # noqa: E402
+from stylecast.export.cli_train import main as train_main  # noqa: E402
+from stylecast.export.distill import distill  # noqa: E402
+from stylecast.export.train_settings import TrainSettings  # noqa: E402
+
+STUDENT = {"channels": 12, "residual_blocks": 1, "factor": 2}
+SETTINGS = TrainSettings(steps=3, size=32, batch=3, lr=1e-2, warmup=0, checkpoint_every=100, preview_every=0,
+                         arch="fast", arch_config=STUDENT, checkpoint_minutes=0, precision="fp32")
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(4):
+        yy, xx = np.mgrid[0:40, 0:48]
+        img = np.stack([np.sin(xx / (3 + i)) * 120 + 128, np.cos(yy / (2 + i)) * 120 + 128, (xx * 5 + yy * i) % 256], -1)
+        cv2.imwrite(str(folder / f"p{i}.png"), img.astype(np.uint8))
+    return folder
+
+
+def _distance_to_teacher(student_dir: Path, teacher_dir: Path) -> float:
+    student, teacher = load_checkpoint(student_dir), load_network_source(teacher_dir)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        return float(np.mean([(student.net(x, student.styles[i : i + 1]) - teacher.net(x, teacher.styles[i : i + 1])).abs().mean()
+                              for i in range(len(teacher.style_names))]))
+
+
+def test_student_learns_every_style_of_the_teacher(tiny_model_dir: Path, photos: Path, tmp_path: Path) -> None:
+    distill(tiny_model_dir, photos, tmp_path / "s0", replace(SETTINGS, steps=1, lr=1e-9), device="cpu", progress=False)
+    distill(tiny_model_dir, photos, tmp_path / "s", replace(SETTINGS, steps=60), device="cpu", progress=False)
+    ckpt = load_checkpoint(tmp_path / "s")
+    assert ckpt.style_names == ["alpha", "beta", "gamma"] and ckpt.net.arch_name == "fast"
+    assert ckpt.info["mode"] == "distill" and ckpt.info["teacher"] == "tiny"
+    before, after = _distance_to_teacher(tmp_path / "s0", tiny_model_dir), _distance_to_teacher(tmp_path / "s", tiny_model_dir)
+    assert after < 0.6 * before, (before, after)
+    vectors = ckpt.styles
+    assert float((vectors[0] - vectors[1]).abs().max()) > 0  # each style its own vector
+
+
+def test_distill_resume_is_exact(tiny_model_dir: Path, photos: Path, tmp_path: Path) -> None:
+    distill(tiny_model_dir, photos, tmp_path / "whole", replace(SETTINGS, steps=4), device="cpu", progress=False)
+    distill(tiny_model_dir, photos, tmp_path / "parts", replace(SETTINGS, steps=2), device="cpu", progress=False)
+    distill(None, None, tmp_path / "parts", replace(SETTINGS, steps=4), device="cpu", resume=True, progress=False)
+    a, b = load_checkpoint(tmp_path / "whole"), load_checkpoint(tmp_path / "parts")
+    assert torch.equal(a.styles, b.styles)
+    for k, v in a.net.state_dict().items():
+        assert torch.equal(v, b.net.state_dict()[k]), k
+
+
+def test_cli_refuses_styles_with_a_teacher(tiny_model_dir: Path, photos: Path, tmp_path: Path, capsys) -> None:
+    code = train_main(["--teacher", str(tiny_model_dir), "--content-dir", str(photos), "--styles", "x.jpg", "--out", str(tmp_path / "o")])
+    assert code == 2 and "--teacher takes its styles" in capsys.readouterr().err
+    code = train_main(["--teacher", str(tiny_model_dir), "--content-dir", str(photos), "--out", str(tmp_path / "o"),
+                       "--arch-config", '{"chanels": 8}'])
+    assert code == 2 and "do not fit the fast architecture" in capsys.readouterr().err
