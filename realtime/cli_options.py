@@ -30,7 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -179,7 +179,7 @@ def engine_from_args(args: argparse.Namespace, model: ModelFolder | None = None,
     for key in [*(k for k in mix or {} if k not in pictures), *([args.style] if args.style is not None else [])]:
         model.style_index(key)
     vector = _predicted_style(model, style_image, mix or {}, predictor) if style_image is not None or pictures else None
-    engine = StyleEngine(model, device=args.device, max_side=args.max_side)
+    engine = StyleEngine(model, device=args.device, max_side=args.max_side, threads=getattr(args, "threads", None))
     try:
         if vector is not None:
             engine.set_style_vector(vector, _picture_label(model, style_image, mix or {}))
@@ -216,6 +216,17 @@ def stylizer_from_args(args: argparse.Namespace, *, per_image: bool) -> Iterator
     """``engine_from_args``, and the Stylizer that runs it with --strength and --keep-colours
     (``styling.stylizer_for``): for a picture style below full strength, a move in style space
     from the content's own predicted style, each image's (``per_image``) or the first one's."""
+    with stylizers_from_args(args, per_image=per_image) as (engine, make):
+        yield engine, make()
+
+
+@contextlib.contextmanager
+def stylizers_from_args(args: argparse.Namespace, *,
+                        per_image: bool) -> Iterator[tuple[StyleEngine, Callable[[], Stylizer]]]:
+    """As ``stylizer_from_args``, with a factory in place of the Stylizer: one engine (one
+    session) for many videos, and a fresh Stylizer for each, so a picture style below full
+    strength starts from that video's own first frame. A new Stylizer resets the engine's
+    style and strength to the options', so it does not depend on what ran before."""
     mix = check_model_args(args)
     model = load_model(args.model)
     picture = is_picture_style(args, mix)
@@ -226,8 +237,14 @@ def stylizer_from_args(args: argparse.Namespace, *, per_image: bool) -> Iterator
             stack.callback(predictor.close)
         engine = stack.enter_context(engine_from_args(args, model, predictor=predictor))
         style = PictureStyle(engine.style_vector, engine.style_label) if picture else None
-        yield engine, stylizer_for(engine, strength=args.strength, keep_colours=getattr(args, "keep_colours", False),
-                                   picture=style, predictor=predictor, per_image=per_image)
+        vector, label = engine.style_vector, engine.style_label
+
+        def make() -> Stylizer:
+            engine.set_style_vector(vector, label)
+            return stylizer_for(engine, strength=args.strength, keep_colours=getattr(args, "keep_colours", False),
+                                picture=style, predictor=predictor, per_image=per_image)
+
+        yield engine, make
 
 
 def _picture_label(model: ModelFolder, style_image: str | None, mix: dict[str, float]) -> str:

@@ -244,9 +244,15 @@ class StyleEngine:
     folder has the fp16 graph, else "fp32"), ``style_names``, ``threads`` (CPU intra-op
     threads), ``sessions_created`` (sessions this engine built for its model; style changes
     never add one). Not thread-safe: call it from one thread.
+
+    ``threads``: the CPU provider's intra-op threads (default: one per physical core); several
+    engines side by side on one machine (nst-video --workers) share the cores out with it.
     """
 
-    def __init__(self, model: ModelFolder, device: str = "auto", max_side: int | None = None) -> None:
+    def __init__(self, model: ModelFolder, device: str = "auto", max_side: int | None = None,
+                 threads: int | None = None) -> None:
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise UsageError(f"threads must be a whole number of at least 1, got {threads!r}")
         if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < C.MIN_SIDE):
             raise UsageError(f"--max-side must be an integer of at least {C.MIN_SIDE}, got {max_side!r}")
         request = P.parse_device(device)
@@ -264,7 +270,7 @@ class StyleEngine:
         gpu = provider in (P.CUDA, P.TENSORRT)
         self.precision = "fp16" if gpu and (provider == P.TENSORRT or "fp16" in model.graphs) else "fp32"
         graph = model.graphs["fp16"] if provider == P.CUDA and "fp16" in model.graphs else model.graphs["fp32"]
-        self.threads = P.physical_cores()
+        self.threads = threads or P.physical_cores()
         try:
             self.session = P.create_session(graph, provider, request.index, threads=self.threads)
         except BackendUnavailableError as exc:
