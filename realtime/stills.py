@@ -16,8 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .atomic import check_output_path
-from .errors import InputFileError, PartialFailureError, UsageError
+from .batch import Batch, check_outputs, plan_pairs
+from .errors import InputFileError, UsageError
 from .images import ALPHA_SUFFIXES, IMAGE_SUFFIXES, Picture, holds_alpha, list_images, read_picture, write_image
 from .progress import Progress
 from .stages import Stylizer
@@ -25,30 +25,16 @@ from .stages import Stylizer
 log = logging.getLogger("stylecast.stills")
 
 
-def _plan(src: Path, dst: Path) -> list[tuple[Path, Path]]:
-    """(input, output) pairs. A folder in needs a folder out; a file out of a file may be given
-    as an existing folder to put it in (as ``cp`` does)."""
-    if not src.exists():
-        raise InputFileError(f"{src}: no such file or folder")
-    if src.is_dir():
-        # The folder itself may exist (``overwrite`` is judged per file); it must not be the input.
-        check_output_path(dst, overwrite=True, inputs=[src], is_dir=True)
-        return [(f, dst / f.name) for f in list_images(src)]
-    if dst.is_dir():
-        dst = dst / src.name
-    if dst.suffix.lower() not in IMAGE_SUFFIXES:
-        raise UsageError(f"{dst}: unsupported image extension {dst.suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
-    return [(src, dst)]
+def _check_image_path(out: Path) -> None:
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise UsageError(f"{out}: unsupported image extension {out.suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
 
 
 def check_stills(src: Path, dst: Path, *, overwrite: bool) -> list[tuple[Path, Path]]:
     """The (input, output) pairs of a run, every output checked; call it before building an engine."""
     src, dst = Path(src), Path(dst)
-    pairs = _plan(src, dst)
-    inputs = tuple(p for p, _ in pairs)
-    if not (src.is_dir() and not dst.exists()):  # a folder yet to be made holds no outputs
-        for _, out in pairs:
-            check_output_path(out, overwrite=overwrite, inputs=inputs)
+    pairs = plan_pairs(src, dst, list_files=list_images, check_file=_check_image_path)
+    check_outputs(src, dst, pairs, overwrite=overwrite)
     return pairs
 
 
@@ -72,11 +58,6 @@ def transparency_lost(outputs: list[Path]) -> str:
     return f"warning: {what}: the format has no transparency, so the transparent parts are grey; write {keep} to keep them"
 
 
-def _names(paths: list[Path], most: int = 5) -> str:
-    names = [p.name for p in paths[:most]]
-    return ", ".join(names) + (f" and {len(paths) - most} more" if len(paths) > most else "")
-
-
 def stylize_stills(stylizer: Stylizer, src: Path, dst: Path, *, overwrite: bool) -> list[Path]:
     """Stylise ``src`` (an image file or a folder of them) into ``dst``; return the files written.
 
@@ -89,39 +70,23 @@ def stylize_stills(stylizer: Stylizer, src: Path, dst: Path, *, overwrite: bool)
     src, dst = Path(src), Path(dst)
     pairs = check_stills(src, dst, overwrite=overwrite)
     inputs = tuple(p for p, _ in pairs)
-    folder = src.is_dir()
-    made = folder and not dst.exists()
-    if made:
-        dst.mkdir()  # its parent was checked in _plan
-    written: list[Path] = []
-    failed: list[tuple[Path, str]] = []
     lost: list[Path] = []
-    try:
-        with Progress(len(pairs), "stylising", unit="img", enabled=None if len(pairs) > 1 else False) as bar:
-            for path, out in pairs:
-                try:
-                    picture = read_picture(path)
-                except InputFileError as exc:
-                    if not folder:
-                        raise
-                    log.warning("warning: %s; skipped", exc)
-                    failed.append((path, str(exc)))
-                    bar.update()
-                    continue
-                if write_result(out, stylizer(picture.bgr), picture, overwrite=overwrite, inputs=inputs):
-                    lost.append(out)
-                written.append(out)
-                log.debug("%s -> %s", path, out)
+    with Batch(src, dst, len(pairs), noun="images") as batch, \
+            Progress(len(pairs), "stylising", unit="img", enabled=None if len(pairs) > 1 else False) as bar:
+        for path, out in pairs:
+            try:
+                picture = read_picture(path)
+            except InputFileError as exc:
+                if not batch.folder:
+                    raise
+                batch.skip(path, str(exc))
                 bar.update()
-    finally:
-        if made and not any(dst.iterdir()):
-            dst.rmdir()  # a folder made for outputs that never came
+                continue
+            if write_result(out, stylizer(picture.bgr), picture, overwrite=overwrite, inputs=inputs):
+                lost.append(out)
+            batch.done(out)
+            log.debug("%s -> %s", path, out)
+            bar.update()
     if lost:
         log.warning("%s", transparency_lost(lost))
-    if failed and not written:
-        raise InputFileError(f"{src}: none of the {len(failed)} image files could be read ({_names([p for p, _ in failed])})")
-    if failed:
-        raise PartialFailureError(
-            f"{len(failed)} of {len(pairs)} images could not be read and were skipped ({_names([p for p, _ in failed])}); "
-            f"the other {len(written)} were written to {dst}", done=written, failed=failed)
-    return written
+    return batch.verdict()
