@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -66,6 +67,31 @@ def atomic_file(out: Path | str, *, overwrite: bool, inputs: Iterable[Path | str
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def stale_temps(out: Path | str) -> list[Path]:
+    """The temporary files ``atomic_file`` made beside ``out`` that are still there: left by a
+    process killed before it could remove its own (SIGKILL, a machine lost from a cluster).
+    Only exact matches of the name ``atomic_file`` gives (``.STEM.XXXXXXXX.tmpSUFFIX``, as
+    ``tempfile.mkstemp`` draws it), so another output's temporary file never matches."""
+    out = Path(out)
+    name = re.compile(rf"\.{re.escape(out.stem)}\.[a-z0-9_]{{8}}\.tmp{re.escape(out.suffix)}")
+    folder = out.parent if str(out.parent) else Path(".")
+    try:
+        return sorted(p for p in folder.iterdir() if name.fullmatch(p.name) and p.is_file())
+    except OSError:  # the folder is gone or unreadable: nothing of ours to remove
+        return []
+
+
+def remove_stale_temps(out: Path | str) -> list[Path]:
+    """Remove ``stale_temps(out)``; returns what was removed. Call it only where no other process
+    can be writing ``out`` at the same time (the one task that makes it, or after it ended)."""
+    removed = []
+    for tmp in stale_temps(out):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
 
 
 @contextlib.contextmanager

@@ -72,6 +72,13 @@ class Progress:
         self.stream.write("\r\x1b[K" + self.line(now))
         self.stream.flush()
 
+    def clear(self) -> None:
+        """Wipe the drawn line so that a log line can take its place; the next update draws it again."""
+        if self.enabled:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._last_draw = 0.0
+
     def close(self) -> None:
         if self.enabled:
             self._draw(time.monotonic())

@@ -145,6 +145,7 @@ def transcode(
     start: float | None = None,
     duration: float | None = None,
     progress: bool | None = None,
+    on_frame: Callable[[int], None] | None = None,
 ) -> TranscodeReport:
     """Stylise every frame of ``src`` into ``dst``, keeping timestamps, size, rotation, colour, bit depth,
     audio and metadata.
@@ -156,7 +157,8 @@ def transcode(
     hold is re-encoded (AAC; Opus for .webm) with a warning logged before the first frame.
     ``start``/``duration`` (seconds) cut a window: frames and copied packets with
     start <= t < start + duration are kept and shifted so the output starts at 0. ``progress``
-    None draws a bar only when stderr is a terminal.
+    None draws a bar only when stderr is a terminal. ``on_frame`` (optional) is called in the
+    calling thread with the number of frames written so far, after each frame.
 
     Raises InputFileError (unreadable input, no video), OutputExistsError (dst exists without
     ``overwrite``, or dst is src), UsageError (bad options), BackendUnavailableError (a hardware
@@ -175,7 +177,7 @@ def transcode(
             writer = VideoWriter(job.plan, tmp, job.video, job.streams)
             try:
                 bar = Progress(job.expected, "stylising", "frame", enabled=progress)
-                _run(reader, writer, stylizer, blender, bar)
+                _run(reader, writer, stylizer, blender, bar, on_frame)
                 writer.finish()
             except BaseException:
                 writer.abort()
@@ -204,10 +206,11 @@ def check_transcode(
     codec: str | None = None,
     start: float | None = None,
     duration: float | None = None,
-) -> None:
+) -> int | None:
     """The checks ``transcode`` makes, raising the same errors, and the decoding of the first
     frame (of the --start/--duration window): a command line calls it before loading a model,
-    to fail fast. Nothing is written and nothing is kept open."""
+    to fail fast. Nothing is written and nothing is kept open. Returns the frames the input
+    says it has (in the window), or None when it does not say."""
     src = Path(src)
     job = _open_job(src, Path(dst), overwrite=overwrite, codec=codec, crf=crf, preset=preset,
                     start=start, duration=duration)
@@ -222,6 +225,7 @@ def check_transcode(
             raise InputFileError(_no_frames_message(src, reader, start))
     finally:
         job.container.close()
+    return job.expected
 
 
 @dataclass
@@ -256,7 +260,7 @@ def _open_job(src: Path, dst: Path, *, overwrite: bool, codec: str | None, crf: 
 
 
 def _run(reader: FrameReader, writer: VideoWriter, stylizer: Stylizer, blender: TemporalBlender | None,
-         bar: Progress) -> None:
+         bar: Progress, on_frame: Callable[[int], None] | None = None) -> None:
     """Run the three stages until the reader is exhausted; raise the first error of any of them."""
     pipe = _Pipeline()
     decoded: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
@@ -290,6 +294,8 @@ def _run(reader: FrameReader, writer: VideoWriter, stylizer: Stylizer, blender: 
                 if isinstance(item, DecodedFrame):
                     writer.write_frame(item.image, item.pts, item.tags)
                     bar.update(1)
+                    if on_frame is not None:
+                        on_frame(writer.frames)
                 else:  # a copied packet or a decoded audio frame
                     writer.write_packet(item)
     except BaseException as exc:
