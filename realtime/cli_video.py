@@ -144,7 +144,7 @@ def add_many_videos_options(p: argparse.ArgumentParser) -> None:
     many = p.add_argument_group("many videos (IN a folder; --ray and --threads also with one file)")
     many.add_argument("--workers", type=whole_number(1, " of workers"), default=None, metavar="N",
                       help="videos stylised at once on this machine, each in its own process with its own engine "
-                      "(default: 2 sharing a GPU where one runs, else one per 2 physical cores; never more than the videos)")
+                      "(default: 2 sharing a GPU where one runs, else one per physical core up to 8; never more than the videos)")
     many.add_argument("--threads", type=whole_number(1, " of threads"), default=None, metavar="N",
                       help="CPU threads of each engine and of its OpenCV work (the --temporal flow); default: the "
                       "physical cores, shared out among the workers; with --ray the CPUs each task asks for, default 2")

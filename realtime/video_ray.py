@@ -120,8 +120,8 @@ def run_on_ray(job: VideoJob, tasks: list[VideoTask], progress: VideosProgress, 
         if not resources["num_gpus"]:
             job = with_threads(job, int(resources["num_cpus"]))
         job = replace(job, style=replace(job.style, device=device))
-        log.info("%d videos as Ray tasks, each with %s", len(tasks),
-                 f"1/{SESSIONS_PER_GPU} of a GPU" if resources["num_gpus"] else f"{resources['num_cpus']:g} CPUs")
+        log.info("%d video(s) as Ray tasks, each with %s", len(tasks),
+                 f"1/{SESSIONS_PER_GPU} of a GPU" if resources["num_gpus"] else f"{resources['num_cpus']:g} CPU(s)")
         board = ray.remote(num_cpus=0)(ProgressBoard).remote()
         remote = ray.remote(_ray_task)
         refs = {remote.options(**resources, max_retries=RETRIES, retry_exceptions=False,

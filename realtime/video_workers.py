@@ -27,7 +27,8 @@ from .video_jobs import VideoJob, VideoResult, VideoTask, close_engines, run_tas
 log = logging.getLogger("stylecast.video")
 
 SESSIONS_PER_GPU = 2  # sessions sharing one GPU: one video's decode and encode overlap another's inference
-CORES_PER_CPU_WORKER = 2  # on the CPU, fewer and wider engines beat many narrow ones (see README)
+CORES_PER_CPU_WORKER = 1  # on the CPU, narrow engines side by side beat one wide one (measured: README)
+MAX_CPU_WORKERS = 8  # by default: each worker holds a session and frame queues (~0.5-1 GB)
 _POLL_S = 0.2
 
 _reports: multiprocessing.Queue | None = None  # in a worker process: where its progress goes
@@ -35,13 +36,15 @@ _reports: multiprocessing.Queue | None = None  # in a worker process: where its 
 
 def default_workers(videos: int, device: str) -> tuple[int, str]:
     """How many videos to run at once on this machine, and why: SESSIONS_PER_GPU where a GPU
-    provider runs, else one per CORES_PER_CPU_WORKER physical cores; never more than ``videos``."""
+    provider runs, else one per CORES_PER_CPU_WORKER physical cores (at most MAX_CPU_WORKERS);
+    never more than ``videos``."""
     provider, _ = P.choose_provider(P.parse_device(device))
     if provider in (P.CUDA, P.TENSORRT):
         n, why = SESSIONS_PER_GPU, f"{SESSIONS_PER_GPU} sessions sharing the GPU"
     else:
         cores = P.physical_cores()
-        n, why = max(1, cores // CORES_PER_CPU_WORKER), f"{cores} physical cores, {CORES_PER_CPU_WORKER} per engine"
+        n = max(1, min(cores // CORES_PER_CPU_WORKER, MAX_CPU_WORKERS))
+        why = f"{cores} physical cores, {CORES_PER_CPU_WORKER} per engine, at most {MAX_CPU_WORKERS}"
     n = max(1, min(n, videos))
     return n, why
 
@@ -53,7 +56,7 @@ def run_local(job: VideoJob, tasks: list[VideoTask], progress: VideosProgress, *
         job = with_threads(job, max(1, P.physical_cores() // workers))
     if workers == 1:
         return _in_process(job, tasks, progress)
-    log.info("%d videos, %d at a time (worker processes, %s CPU threads each)", len(tasks), workers,
+    log.info("%d videos, %d at a time (worker processes, %s CPU thread(s) each)", len(tasks), workers,
              job.style.threads or "all")
     results: list[VideoResult] = []
     todo = list(tasks)

@@ -156,7 +156,7 @@ def test_two_workers_give_the_frames_of_one(tmp_path: Path, tiny_model_dir: Path
     assert _run(capsys, tiny_model_dir, src, one, "--workers", "1")[0] == 0
     code, err = _run(capsys, tiny_model_dir, src, two, "--workers", "2")
     assert code == 0, err
-    assert any("2 videos, 2 at a time (worker processes" in line for line in err), err
+    assert any("2 videos, 2 at a time (worker processes, 1 CPU thread(s) each)" in line for line in err), err
     assert any(line.startswith("videos: 2 done, 0 skipped, 0 failed; 17 frames") for line in err), err
     for name in ("a.mp4", "b.mkv"):
         _same_video(one / name, two / name)
