@@ -33,7 +33,7 @@ from .data import ContentCrops
 from .losses import PerceptualLoss, StyleTargets
 from .provenance import environment
 from .tensors import bgr_to_tensor, resolve_device, tensor_to_bgr
-from .train_loop import check_out, optimizer_state, restore_optimizer, step_generator
+from .train_loop import check_out, descend, optimizer_state, restore_optimizer, step_generator
 from .train_settings import TrainSettings
 from .transformer import StyleNetwork
 from .vgg import VGGFeatures
@@ -190,12 +190,7 @@ def _loop(run: _PredictorRun, *, out: Path, content: ContentCrops, styles: Style
             with autocast():
                 vectors = run.predictor(style)
                 terms = loss(run.net(x, vectors).float(), x, targets)
-            total = terms["total"]
-            if not torch.isfinite(total):
-                raise UsageError(f"the loss became {total.item()} at step {run.step}; lower --lr or the loss weights")
-            run.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            run.optimizer.step()
+            descend(run.optimizer, terms["total"], run.step)
             run.step += 1
             bar.update(1, **{k: float(v.detach()) for k, v in terms.items() if k != "total" and v.ndim == 0})
             if run.step % s.checkpoint_every == 0 or run.step == s.steps:

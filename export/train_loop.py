@@ -43,6 +43,15 @@ trainable style index of each sample [B], y = net(x, style) the output, style th
 loss, averaged per style in the log."""
 
 
+def descend(optimizer: torch.optim.Optimizer, total: torch.Tensor, step: int) -> None:
+    """One optimizer step on ``total``; a loss that is not finite stops the run with a UsageError."""
+    if not torch.isfinite(total):
+        raise UsageError(f"the loss became {total.item()} at step {step}; lower --lr or the loss weights")
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+
+
 def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
@@ -183,11 +192,7 @@ def loop(
                 style = run.styles[idx.to(run.styles.device)]
                 with amp():
                     total, terms = objective(x, idx, run.net(x, style), style, gen)
-                if not torch.isfinite(total):
-                    raise UsageError(f"the loss became {total.item()} at step {run.step}; lower --lr or the loss weights")
-                run.optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                run.optimizer.step()
+                descend(run.optimizer, total, run.step)
                 run.step += 1
                 per_sample = terms.pop("per_sample").float().cpu()
                 for i, v in zip(idx.tolist(), per_sample.tolist()):
