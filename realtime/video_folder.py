@@ -75,7 +75,7 @@ def list_videos(folder: Path | str) -> FolderListing:
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
         (videos if path.suffix.lower() in VIDEO_SUFFIXES or is_video_container(path) else others).append(path)
     if not videos:
-        raise InputFileError(f"{folder}: no video files in this folder" + (f" ({len(others)} other files)" if others else ""))
+        raise InputFileError(f"{folder}: is a folder with no video files in it" + (f" ({len(others)} other files)" if others else ""))
     return FolderListing(videos, others)
 
 
