@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from importlib import metadata
@@ -146,12 +148,20 @@ def run_command(
         return EXIT_INTERNAL
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def entry_point(
     make: Callable[[], argparse.ArgumentParser], body: Callable[[argparse.Namespace], int | None]
 ) -> Callable[[Sequence[str] | None], int]:
     """Wrap a parser factory and a body into a console-script ``main(argv=None) -> int``."""
 
     def main(argv: Sequence[str] | None = None) -> int:
+        if argv is None and threading.current_thread() is threading.main_thread():
+            # A console script: SIGTERM (a service manager, `kill`, a session ending) stops the
+            # command the way Ctrl-C does, so temporary outputs are removed and runs checkpoint.
+            signal.signal(signal.SIGTERM, _interrupt)
         code = run_command(make(), body, argv)
         if argv is None:  # called as a console script
             raise SystemExit(code)

@@ -381,3 +381,26 @@ def test_cli_demo_clip_is_stylised_with_its_sound_and_leaves_no_temp_files(tmp_p
     assert len(stream_packets(out)[0]) > 0  # the demo's sound was kept
     assert np.abs(images[0].astype(np.int16) - demo_scene(*DEMO_SIZE, 0.0)).mean() > 10  # stylised, not copied
     assert list(scratch.iterdir()) == []  # the generated input is gone
+
+
+def test_sigterm_stops_nst_video_like_ctrl_c_and_leaves_nothing(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A console script treats SIGTERM as Ctrl-C: exit 130, no temporary file, no output."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    clip = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=1500, rate=25)
+    out = tmp_path / "out.mp4"
+    script = "import sys; sys.argv[0] = 'nst-video'; from stylecast.realtime.cli_video import main; main()"
+    proc = subprocess.Popen([sys.executable, "-c", script, str(clip.path), str(out), "--model", str(tiny_model_dir),
+                             "--style", "beta", "--device", "cpu", "--temporal", "0", "-q"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not [p for p in tmp_path.iterdir() if p.name not in ("in.mp4",)]:
+        time.sleep(0.05)  # wait until the temporary output exists: the transcode is under way
+    time.sleep(0.3)
+    assert proc.poll() is None, "the transcode ended before the signal could be sent"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"], err
