@@ -28,9 +28,8 @@ from stylecast.realtime.atomic import atomic_dir
 from stylecast.realtime.errors import ParityError
 from stylecast.realtime.model_folder import load_model_folder, write_manifest, write_styles
 
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, save_network
 from .predictor import StylePredictor, load_predictor
-from .checkpoint import save_network
 from .provenance import environment, public_record
 from .transformer import StyleNetwork
 
@@ -101,7 +100,7 @@ def _to_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str
             dynamo=True,
             verbose=False,
         )
-    for lg, level in zip(quiet_loggers, levels):
+    for lg, level in zip(quiet_loggers, levels, strict=True):
         lg.setLevel(level)
     log.debug(noise.getvalue())
     return program.model_proto

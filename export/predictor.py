@@ -31,9 +31,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
+
 from stylecast.realtime import contract as C
 from stylecast.realtime.errors import CheckpointError, UsageError
-from torch import Tensor, nn
 
 from .checkpoint import Checkpoint
 from .vgg import VGGFeatures

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from stylecast.realtime.errors import InputFileError
-from stylecast.realtime.model_folder import sha256_file
-from stylecast.realtime.images import list_images
 
+from stylecast.realtime.errors import InputFileError
+from stylecast.realtime.images import list_images
+from stylecast.realtime.model_folder import sha256_file
 
 log = logging.getLogger("stylecast.predictor")
 

@@ -22,25 +22,25 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from torch import Tensor
+
 from stylecast.realtime.errors import InputFileError, UsageError
 from stylecast.realtime.images import read_image
+from stylecast.realtime.model_folder import sha256_file
 from stylecast.realtime.progress import Progress
 from stylecast.realtime.style_images import predictor_input
-from torch import Tensor
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import ContentCrops
 from .losses import PerceptualLoss, StyleTargets
+from .predictor import DEFAULT_HIDDEN, DEFAULT_LEVELS, DEFAULT_SIDE, StylePredictor, load_predictor, predictor_tensors
+from .predictor_corpus import select_corpus
 from .provenance import environment
 from .tensors import bgr_to_tensor, resolve_device, tensor_to_bgr
 from .train_loop import check_out, descend, optimizer_state, restore_optimizer, step_generator
 from .train_settings import TrainSettings
 from .transformer import StyleNetwork
 from .vgg import VGGFeatures
-from stylecast.realtime.model_folder import sha256_file
-
-from .predictor import DEFAULT_HIDDEN, DEFAULT_LEVELS, DEFAULT_SIDE, StylePredictor, load_predictor, predictor_tensors
-from .predictor_corpus import select_corpus
 
 log = logging.getLogger("stylecast.predictor")
 
@@ -101,7 +101,7 @@ class _HeldOut:
     def evaluate(self, predictor: StylePredictor, net: StyleNetwork) -> dict[str, float]:
         """Mean loss terms over the held-out images, each stylising the fixed content crops."""
         sums = {"content": 0.0, "style": 0.0, "total": 0.0}
-        for img, targets in zip(self.images, self.targets):
+        for img, targets in zip(self.images, self.targets, strict=True):
             vec = predictor(img)
             terms = self.loss(net(self.content, vec).float(), self.content, targets)
             for k in sums:

@@ -138,7 +138,7 @@ def _draw_styles(run: Run, settings: TrainSettings, gen: torch.Generator) -> tor
 def _log_style_losses(run: Run, ema: torch.Tensor) -> None:
     names = run.names[len(run.frozen_styles):]
     log.info("step %d, loss per style (moving average): %s", run.step,
-             ", ".join(f"{n} {v:.3g}" for n, v in zip(names, ema.tolist())))
+             ", ".join(f"{n} {v:.3g}" for n, v in zip(names, ema.tolist(), strict=True)))
 
 
 def loop(
@@ -195,7 +195,7 @@ def loop(
                 descend(run.optimizer, total, run.step)
                 run.step += 1
                 per_sample = terms.pop("per_sample").float().cpu()
-                for i, v in zip(idx.tolist(), per_sample.tolist()):
+                for i, v in zip(idx.tolist(), per_sample.tolist(), strict=True):
                     ema[i] = v if math.isnan(ema[i]) else 0.98 * ema[i] + 0.02 * v
                 shown = {k: float(v.detach()) for k, v in terms.items()}
                 bar.update(1, **shown)

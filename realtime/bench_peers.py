@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             peer = EngstromNet(args.peers / theirs).eval()
             engine.set_style(ours)
             ours_row, peer_row, d_ours, d_peer = [], [], [], []
-            for name, f in frames:
+            for _, f in frames:
                 mine = np.ascontiguousarray(engine(f)).copy()
                 with torch.no_grad():
                     theirs_img = tensor_to_bgr(peer(bgr_to_tensor(f)))

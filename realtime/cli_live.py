@@ -22,10 +22,8 @@ from .cli_options import (
     engine_from_args,
     list_styles,
 )
-from .contract import PREDICTOR_GRAPH
-from .contract import MANIFEST_NAME
+from .contract import MANIFEST_NAME, PREDICTOR_GRAPH
 from .engine import load_model
-from .providers import CPU, choose_provider, parse_device
 from .errors import BackendUnavailableError, InputFileError, ModelFolderError, UsageError
 from .hotkeys import StdinKeys, help_text
 from .live import LiveControls, run_live
@@ -33,6 +31,7 @@ from .live_source import LiveSource
 from .live_stats import LiveStats
 from .live_styles import StyleImageCycler
 from .model_folder import ModelFolder
+from .providers import CPU, choose_provider, parse_device
 from .sinks import RecordingSink, UdpSink, VirtualCameraSink, check_record_path, describe_sink
 from .sources import OPEN_TIMEOUT, CameraCapture, Capture, CaptureInfo, DemoCapture, StreamCapture
 from .stages import FrameSink

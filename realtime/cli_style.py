@@ -98,6 +98,7 @@ def _refine(args: argparse.Namespace, model: ModelFolder, vector: np.ndarray) ->
     """Fine-tune ``vector`` with export.train.add_style; returns the learned vector float32 [S]."""
     try:
         import torch
+
         from stylecast.export.checkpoint import load_checkpoint
         from stylecast.export.train import StyleSpec, TrainSettings, add_style
         from stylecast.export.vgg import load_vgg, resolve_vgg_path

@@ -80,7 +80,7 @@ def demo_style(size: int = 256, seed: int = 0) -> np.ndarray:
     centres = rng.uniform(0, n, (4, 2))
     strokes = int(n * n / 18)
     pts = rng.uniform(0, n, (strokes, 2))
-    for (x, y), c in zip(pts, rng.integers(0, len(palette), strokes)):
+    for (x, y), c in zip(pts, rng.integers(0, len(palette), strokes), strict=False):
         # direction: sum of rotations around a few swirl centres
         d = np.zeros(2)
         for cx, cy in centres:

@@ -203,7 +203,7 @@ def fixed_shape_graph(graph: Path, shape: tuple[int, ...]) -> bytes:
     model = onnx.load(str(graph))
     for value in [*model.graph.input, *model.graph.output]:
         if value.name in (C.INPUT_FRAME, C.OUTPUT_STYLIZED):
-            for dim, size in zip(value.type.tensor_type.shape.dim, shape):
+            for dim, size in zip(value.type.tensor_type.shape.dim, shape, strict=False):
                 dim.dim_value = int(size)
     del model.graph.value_info[:]  # symbolic intermediate shapes; ONNX Runtime infers the real ones
     return model.SerializeToString()

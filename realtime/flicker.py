@@ -154,7 +154,7 @@ def distance_from_per_frame(
     if len(a_frames) != len(b_frames) or not a_frames:
         raise UsageError(f"distance: {len(a_frames)} blended frames for {len(b_frames)} per-frame outputs")
     total = 0.0
-    for a, b in zip(a_frames, b_frames):
+    for a, b in zip(a_frames, b_frames, strict=True):
         _check_pair(a, b, a.shape[:2] if isinstance(a, np.ndarray) else (0, 0))
         total += float(cv2.norm(a, b, cv2.NORM_L1)) / a.size
     return total / len(a_frames)

@@ -216,7 +216,7 @@ def _check_value(path: Path, v: Any, dtype: int, dims: list[int | None], what: s
     shape = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
     if len(shape) != len(dims):
         raise _fail(path, f"{what} {v.name!r} has rank {len(shape)}, expected {len(dims)}")
-    for got, want in zip(shape, dims):
+    for got, want in zip(shape, dims, strict=True):
         if want is not None and got != want:
             raise _fail(path, f"{what} {v.name!r} has shape {shape}, expected {dims} (None = any)")
 

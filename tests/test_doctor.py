@@ -8,6 +8,7 @@ import types
 from pathlib import Path
 
 import pytest
+
 from stylecast.realtime import bench_speed, cli_doctor
 from stylecast.realtime import providers as P
 from stylecast.realtime.cli_common import make_parser, run_command

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from stylecast.realtime import providers as P
 from stylecast.realtime.cli_common import make_parser, run_command
 from stylecast.realtime.cli_options import (
@@ -433,7 +434,7 @@ def test_stills_folder_to_folder(engine: StyleEngine, tmp_path: Path) -> None:
     dst = tmp_path / "out"
     written = stylize_stills(engine, src, dst, overwrite=False)
     assert [p.name for p in written] == ["img0.png", "img1.png", "img2.png"]
-    for i, p in enumerate(written):
+    for p in written:
         original = read_image(src / p.name)
         np.testing.assert_array_equal(read_image(p), engine(original))
     assert sorted(p.name for p in dst.iterdir()) == ["img0.png", "img1.png", "img2.png"]

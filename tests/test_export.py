@@ -15,6 +15,8 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
+from conftest import TINY_ARCH  # noqa: E402
+
 from stylecast.export.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from stylecast.export.cli_export import main as export_main  # noqa: E402
 from stylecast.export.onnx_export import ContractWrapper  # noqa: E402
@@ -22,8 +24,6 @@ from stylecast.export.transformer import JohnsonNet, build_network  # noqa: E402
 from stylecast.realtime import contract as C  # noqa: E402
 from stylecast.realtime.errors import CheckpointError, ModelFolderError  # noqa: E402
 from stylecast.realtime.model_folder import load_model_folder, sha256_file  # noqa: E402
-
-from conftest import TINY_ARCH  # noqa: E402
 
 
 def _session(path: Path) -> ort.InferenceSession:

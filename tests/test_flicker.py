@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import shared_data
+
 from stylecast.realtime.bench_flicker import find_clips, format_table, measure, run
 from stylecast.realtime.errors import UsageError
 from stylecast.realtime.flicker import (

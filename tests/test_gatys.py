@@ -152,6 +152,7 @@ def test_cli_transparent_content_and_keep_colours(real_vgg_path: Path, tiny_imag
     """The Gatys result keeps the content's alpha (scaled to the working size) and, with
     --keep-colours, the content's colours through nst-live's keep_colours."""
     from pictures import sticker
+
     from stylecast.realtime.colours import keep_colours
     from stylecast.realtime.images import read_picture
 

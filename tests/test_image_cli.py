@@ -10,12 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from pictures import corrupt_image, jpeg_with_exif, sticker, stored_pixels, upright_scene
 
 from stylecast.realtime.cli_image import main
 from stylecast.realtime.colours import keep_colours
 from stylecast.realtime.images import read_picture
-
-from pictures import corrupt_image, jpeg_with_exif, sticker, stored_pixels, upright_scene
 
 
 def _photo(path: Path, w: int = 45, h: int = 31) -> Path:

@@ -9,10 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from stylecast.realtime.errors import InputFileError, UsageError
-from stylecast.realtime.image_tags import exif_orientation, mark_tiff_alpha
-from stylecast.realtime.images import NEUTRAL_GREY, list_images, read_image, read_picture, write_image
-
 from pictures import (
     corrupt_image,
     jpeg_with_exif,
@@ -24,6 +20,10 @@ from pictures import (
     upright_scene,
     webp_with_exif,
 )
+
+from stylecast.realtime.errors import InputFileError, UsageError
+from stylecast.realtime.image_tags import exif_orientation, mark_tiff_alpha
+from stylecast.realtime.images import NEUTRAL_GREY, list_images, read_image, read_picture, write_image
 
 UPRIGHT = upright_scene()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from stylecast.realtime import live
 from stylecast.realtime.cli_live import main
 from stylecast.realtime.demo import demo_scene

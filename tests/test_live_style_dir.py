@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_style_images import painting
+
 from stylecast.realtime.cli_live import main
 from stylecast.realtime.cli_options import engine_from_args
 from stylecast.realtime.demo import demo_scene
@@ -29,7 +31,6 @@ from stylecast.realtime.live_styles import StyleImageCycler
 from stylecast.realtime.model_folder import load_model_folder
 from stylecast.realtime.sources import DemoCapture
 from stylecast.realtime.style_images import PredictorSession, StyleImageLibrary
-from test_style_images import painting
 
 DEMO = ["--source", "demo", "--width", "160", "--height", "90", "--no-window", "--device", "cpu"]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from stylecast.realtime.demo import demo_scene
 from stylecast.realtime.engine import open_engine
 from stylecast.realtime.images import read_image

@@ -10,6 +10,7 @@ from pathlib import Path
 import onnx
 import pytest
 from onnx import TensorProto, helper
+
 from stylecast.realtime import contract as C
 from stylecast.realtime import providers as P
 from stylecast.realtime.engine import open_engine

@@ -14,13 +14,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from test_style_images import painting
+
 from stylecast.realtime.cli_image import main as image_main
 from stylecast.realtime.colours import keep_colours
 from stylecast.realtime.engine import StyleEngine
 from stylecast.realtime.model_folder import load_model_folder
 from stylecast.realtime.style_images import PredictorSession
-
-from test_style_images import painting
 
 
 def _photo(path: Path, w: int = 96, h: int = 72, seed: int = 0) -> Path:
@@ -146,6 +146,7 @@ def test_nst_video_picture_strength_from_the_first_frame_and_keep_colours(vector
                                                                          tmp_path: Path) -> None:
     pytest.importorskip("av")
     from clips import make_clip, video_frames
+
     from stylecast.realtime.cli_video import main as video_main
 
     clip = make_clip(tmp_path / "in.mp4", size=(96, 72), frames=5)

@@ -16,6 +16,8 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 from conftest import TINY_ARCH, shared_data  # noqa: E402
+from test_style_images import painting, photo  # noqa: E402
+
 from stylecast.export.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from stylecast.export.cli_style_train import main as train_predictor_main  # noqa: E402
 from stylecast.export.onnx_export import PREDICTOR_TOLERANCE, PredictorWrapper  # noqa: E402
@@ -28,7 +30,6 @@ from stylecast.export.vgg import VGGFeatures  # noqa: E402
 from stylecast.realtime import contract as C  # noqa: E402
 from stylecast.realtime.errors import CheckpointError, InputFileError, UsageError  # noqa: E402
 from stylecast.realtime.model_folder import load_model_folder, sha256_file  # noqa: E402
-from test_style_images import painting, photo  # noqa: E402
 
 SETTINGS = PredictorSettings(steps=3, size=32, batch=2, side=64, hidden=16, checkpoint_every=100, preview_every=0)
 

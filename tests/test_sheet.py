@@ -8,15 +8,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from pictures import corrupt_image, jpeg_with_exif, stored_pixels
+from test_style_images import painting
+
 from stylecast.realtime.cli_image import main
 from stylecast.realtime.colours import keep_colours
 from stylecast.realtime.engine import StyleEngine
 from stylecast.realtime.model_folder import load_model_folder
 from stylecast.realtime.sheet import BACKGROUND, _label, plan_sheet
 from stylecast.realtime.style_images import PredictorSession
-
-from pictures import corrupt_image, jpeg_with_exif, stored_pixels
-from test_style_images import painting
 
 
 def _photo(path: Path, w: int, h: int) -> Path:

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import pyvirtualcam
 import pyvirtualcam.camera
+
 from stylecast.realtime.cli_live import main
 from stylecast.realtime.engine import open_engine
 from stylecast.realtime.errors import BackendUnavailableError, InputFileError, OutputExistsError

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from stylecast.realtime import contract as C
 from stylecast.realtime.cli_image import main as image_main
 from stylecast.realtime.cli_style import main as style_main
@@ -145,6 +146,7 @@ def test_nst_image_mix_with_a_picture(tiny_predictor_model_dir: Path, tmp_path: 
 def test_nst_video_style_image(tiny_predictor_model_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("av")
     from clips import make_clip, video_frames
+
     from stylecast.realtime.cli_video import main as video_main
 
     clip = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=6)

@@ -7,6 +7,7 @@ import itertools
 import cv2
 import numpy as np
 import pytest
+
 from stylecast.realtime.errors import UsageError
 from stylecast.realtime.flicker import MetricFlow
 from stylecast.realtime.stages import TemporalBlender
@@ -59,7 +60,7 @@ def interior(img: np.ndarray) -> np.ndarray:
 
 
 def run_blend(blender: FlowBlender, inputs: list[np.ndarray], styled: list[np.ndarray]) -> list[np.ndarray]:
-    return [blender(i, s) for i, s in zip(inputs, styled)]
+    return [blender(i, s) for i, s in zip(inputs, styled, strict=False)]
 
 
 def test_protocol_and_default() -> None:
@@ -73,7 +74,7 @@ def test_strength_zero_is_bit_exact_pass_through() -> None:
     inputs = moving(1, 6, (2, 1))
     styled = [NoisyStylizer()(f) for f in inputs]
     blender = FlowBlender(strength=0.0)
-    for i, s in zip(inputs, styled):
+    for i, s in zip(inputs, styled, strict=False):
         out = blender(i, s)
         assert out is s
     # Turned off mid-stream: from then on the per-frame output comes through untouched...
@@ -115,8 +116,8 @@ def test_moving_pattern_is_tracked_without_ghosting() -> None:
     # The flicker metric (its own, more accurate flow on the inputs) sees less flicker...
     metric = MetricFlow()
     pairs = [metric.pair(a, b) for a, b in itertools.pairwise(inputs)]
-    err_raw = np.mean([p.squared_error(a, b) for p, a, b in zip(pairs, styled, styled[1:])])
-    err_blend = np.mean([p.squared_error(a, b) for p, a, b in zip(pairs, blended, blended[1:])])
+    err_raw = np.mean([p.squared_error(a, b) for p, a, b in zip(pairs, styled, styled[1:], strict=False)])
+    err_blend = np.mean([p.squared_error(a, b) for p, a, b in zip(pairs, blended, blended[1:], strict=False)])
     assert err_blend < 0.6 * err_raw, (err_blend, err_raw)
 
     # ...and the blend follows the motion: it is closer to the clean stylised frame than the
@@ -180,7 +181,7 @@ def test_scene_cut_resets(new_scene, reason: str) -> None:
     rest = run_blend(blender, after[1:], styled_after[1:])
     # (any leak would add a share of |old - new|, ~40 levels, to the noise of the per-frame output)
     clean_new = clean_style(after[0]).astype(np.float32)
-    for out, per_frame in zip(rest, styled_after[1:]):
+    for out, per_frame in zip(rest, styled_after[1:], strict=False):
         assert np.abs(out - clean_new).mean() <= np.abs(per_frame - clean_new).mean() + 0.5
     assert blender.last.reset is None  # the new scene is blended with itself again
 

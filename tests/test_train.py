@@ -12,13 +12,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import TINY_ARCH  # noqa: E402
+
 from stylecast.export.checkpoint import load_checkpoint  # noqa: E402
 from stylecast.export.cli_train import main as train_main  # noqa: E402
 from stylecast.export.train import StyleSpec, TrainSettings, add_style, parse_style_spec, train_styles  # noqa: E402
 from stylecast.export.vgg import VGGFeatures  # noqa: E402
 from stylecast.realtime.errors import InputFileError, UsageError  # noqa: E402
-
-from conftest import TINY_ARCH  # noqa: E402
 
 SETTINGS = TrainSettings(steps=3, size=32, batch=2, style_size=48, checkpoint_every=1, preview_every=2, arch_config=TINY_ARCH)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from clips import BT601_FULL, BT709_TV, make_clip, stream_packets, video_frames
+
 from stylecast.realtime.errors import OutputExistsError, UsageError
 from stylecast.realtime.video import transcode
 
@@ -56,7 +56,7 @@ def assert_same_frames(src: Path, dst: Path, transform=identity, tolerance: floa
     tick = float(probe(dst)["tb"])
     shift = muxer_shift(src, dst)
     assert np.allclose(t_out, np.add(t_in, shift), atol=tick + 1e-9), (t_in, t_out, shift)
-    for i, (a, b) in enumerate(zip(im_in, im_out)):
+    for i, (a, b) in enumerate(zip(im_in, im_out, strict=False)):
         expect = transform(a).astype(np.int16)
         err = np.abs(expect - b).mean()
         assert err < tolerance, f"frame {i}: mean error {err:.2f}"
@@ -70,7 +70,7 @@ def assert_audio_copied(src: Path, dst: Path, tolerance_s: float = 1e-3) -> None
     a, b = stream_packets(src), stream_packets(dst)
     shift = muxer_shift(src, dst)
     assert len(a) == len(b)
-    for pa, pb in zip(a, b):
+    for pa, pb in zip(a, b, strict=False):
         assert [d for _, d in pa] == [d for _, d in pb]  # byte-identical, same order
         assert np.allclose([t + shift for t, _ in pa], [t for t, _ in pb], atol=tolerance_s)
 
@@ -340,7 +340,7 @@ def test_cli_temporal_zero_matches_the_engine_frame_by_frame(tmp_path: Path, tin
     _, im_in = video_frames(clip.path)
     _, im_out = video_frames(out)
     with engine_from_args(make_video_parser().parse_args(argv)) as engine:
-        for a, b in zip(im_in, im_out):
+        for a, b in zip(im_in, im_out, strict=False):
             assert np.abs(engine(a).astype(np.int16) - b).mean() < 1.5
     # with the default temporal blend the output is different (smoother)
     blended = tmp_path / "blended.mkv"

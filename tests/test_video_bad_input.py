@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from clips import corrupt, make_audio_only, make_clip, make_unknown_codec, truncate, video_frames
+
 from stylecast.realtime.cli_video import main
 from stylecast.realtime.video import transcode
 from stylecast.realtime.video_codecs import trial_encode

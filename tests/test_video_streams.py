@@ -14,8 +14,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from clips import decode_audio, make_clip, stream_packets, tone_hz, video_frames
+
 from stylecast.realtime.video import transcode
 from stylecast.realtime.video_codecs import trial_encode
 
@@ -168,7 +168,7 @@ def test_ten_bit_input_gives_ten_bit_output(tmp_path: Path, codec: str, pix_fmt:
     _, im_in = video_frames(clip.path)
     _, im_out = video_frames(out)
     assert len(im_out) == 10
-    for a, b in zip(im_in, im_out):
+    for a, b in zip(im_in, im_out, strict=False):
         assert np.abs((255 - a).astype(np.int16) - b).mean() < 3
 
 
@@ -197,7 +197,7 @@ def test_cli_stylises_every_frame_of_a_ten_bit_clip(tmp_path: Path, tiny_model_d
     t_in, im_in = video_frames(clip.path)
     t_out, im_out = video_frames(out)
     assert np.allclose(t_in, t_out, atol=1e-3)
-    assert all(np.abs(a.astype(np.int16) - b).mean() > 10 for a, b in zip(im_in, im_out))  # all stylised
+    assert all(np.abs(a.astype(np.int16) - b).mean() > 10 for a, b in zip(im_in, im_out, strict=False))  # all stylised
 
 
 # ---------------------------------------------------------------- metadata
