@@ -82,18 +82,20 @@ def evaluate_styles(
     unknown = sorted(set(by_name) - set(source.style_names))
     if unknown:
         raise UsageError(f"the model has no style named {', '.join(unknown)}; it has: {', '.join(source.style_names)}")
+    # The photos' own VGG features and Grams do not depend on the style: computed once.
+    batches = [photos[start : start + batch] for start in range(0, len(photos), batch)]
+    features = [(loss.content_targets(x), loss.style_targets(x)) for x in batches]
     scores = []
     for i, name in enumerate(source.style_names):
         if name not in by_name:
             continue
         targets = loss.style_targets(load_style_image(by_name[name].path, style_size))
         sums = {"content": 0.0, "style": 0.0, "tv": 0.0, "input": 0.0}
-        for start in range(0, len(photos), batch):
-            x = photos[start : start + batch]
-            terms = loss(net(x, source.styles[i : i + 1].float()), x, targets)
+        for x, (content, grams) in zip(batches, features, strict=True):
+            terms = loss(net(x, source.styles[i : i + 1].float()), content, targets)
             for k in ("content", "style", "tv"):
                 sums[k] += float(terms[k]) * len(x)
-            sums["input"] += float(loss(x, x, targets)["style"]) * len(x)
+            sums["input"] += float(loss.style_distance(grams, targets).sum())
         scores.append(StyleScore(name, *(sums[k] / len(photos) for k in ("content", "style", "tv", "input"))))
         log.info("%s: content %.4g, style %.4g (%.2f of the photos'), tv %.4g", name, scores[-1].content,
                  scores[-1].style, scores[-1].style_ratio, scores[-1].tv)

@@ -241,6 +241,18 @@ class PerceptualLoss:
                     out[(k, tap)] = gram(feats[tap])
         return out
 
+    def style_distance(self, grams: StyleTargets, targets: StyleTargets) -> Tensor:
+        """The style term per image [B]: ``grams`` of images (from :meth:`style_targets`, [B, C, C])
+        against ``targets`` ([B or 1, C, C]), weighted per tap and averaged over the pyramid levels
+        both cover. Lets a caller compare the same images with many paintings without running the
+        VGG again, and an image with a painting without a content term."""
+        levels = sorted({k for k, _ in grams if all((k, t) in grams and (k, t) in targets for t in self._style_taps)})
+        if not levels:
+            raise UsageError("the style targets do not cover any pyramid level of these images")
+        total = sum(self.recipe.style_layers[t] * style_loss_per_sample(grams[(k, t)], targets[(k, t)])
+                    for k in levels for t in self._style_taps)
+        return total / len(levels)
+
     def content_targets(self, content: Tensor) -> ContentTargets:
         """Content features, to compute once when the content image does not change."""
         with torch.no_grad():
@@ -284,12 +296,12 @@ class PerceptualLoss:
             targets = content if isinstance(content, Mapping) else self.content_targets(content)
             for tap, w in r.content_layers.items():
                 content_total = content_total + w * content_loss(feats0[tap], targets[tap])
+        grams: StyleTargets = {}
         for k in levels:
             feats = feats0 if k == 0 else self.vgg.features(F.avg_pool2d(output, 2**k), self._style_taps)
-            for tap in self._style_taps:
-                style_total = style_total + r.style_layers[tap] * style_loss_per_sample(gram(feats[tap]), style_targets[(k, tap)])
-        if levels:
-            style_total = style_total / len(levels)
+            grams.update({(k, tap): gram(feats[tap]) for tap in self._style_taps})
+        if levels and self._style_taps:
+            style_total = self.style_distance(grams, style_targets)
         per_sample = style_total.detach()
         if style_weights is not None:
             style_total = style_total * style_weights.to(style_total)

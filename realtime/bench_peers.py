@@ -95,9 +95,7 @@ def run(args: argparse.Namespace) -> int:
         frames.append((clip.stem, all_frames[len(all_frames) // 3]))
 
     def distance(image: np.ndarray, targets: dict) -> float:
-        x = bgr_to_tensor(image)
-        with torch.no_grad():
-            return float(loss(x, x, targets)["style"])
+        return float(loss.style_distance(loss.style_targets(bgr_to_tensor(image)), targets)[0])
 
     rows = [[_label(f, name) for name, f in frames]]
     print(f"{'style':<12} {'ours':>8} {'peer':>8}   (style distance, output / input; lower = closer to the painting)")
