@@ -210,8 +210,10 @@ def _mode_of(out: Path) -> str | None:
     """The mode of the checkpoint in ``out`` (train, add-style, distill, ...), if there is one."""
     import json
 
+    from .checkpoint import INFO_NAME
+
     try:
-        return json.loads((out / "checkpoint.json").read_text(encoding="utf-8")).get("mode")
+        return json.loads((out / INFO_NAME).read_text(encoding="utf-8")).get("mode")
     except (OSError, ValueError, AttributeError):
         return None
 

@@ -24,11 +24,10 @@ import torch.nn.functional as F
 from stylecast.realtime.errors import UsageError
 
 from .checkpoint import Checkpoint, load_network_source
-from .data import ContentCrops
 from .losses import gram
 from .provenance import environment
 from .tensors import resolve_device
-from .train_loop import Objective, Run, check_out, loop, restore_optimizer
+from .train_loop import Objective, Run, check_out, content_crops, loop, restore_optimizer
 from .train_settings import StyleSpec, TrainSettings
 from .transformer import build_network
 
@@ -91,8 +90,7 @@ def distill(
     names = list(teacher.style_names)
     specs = [StyleSpec(Path(f"teacher-{n}"), 1.0, n) for n in names]  # no painting: the teacher is the target
 
-    largest = max(settings.size, settings.final_size or 0)
-    content = ContentCrops(content_dir, largest, dev, holdout=settings.holdout)
+    content = content_crops(content_dir, settings, dev)
     torch.manual_seed(settings.seed)
     student = build_network(settings.arch, settings.arch_config).to(dev)
     settings = replace(settings, arch_config=student.config())

@@ -45,10 +45,11 @@ class EngstromNet(nn.Module):
     def __init__(self, folder: Path) -> None:
         super().__init__()
         v = _read_variables(Path(folder))
-        t = {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in v.items()}
-        self.w = [t[f"Variable_{i}" if i else "Variable"] for i in range(48)] if len(t) >= 48 else None
-        if self.w is None:
-            raise InputFileError(f"{folder}: expected 48 variables, found {len(t)}")
+        names = ["Variable", *(f"Variable_{i}" for i in range(1, 48))]
+        missing = [n for n in names if n not in v]
+        if missing:
+            raise InputFileError(f"{folder}: expected 48 variables, {len(missing)} missing (e.g. {missing[0]})")
+        self.w = [torch.from_numpy(np.ascontiguousarray(v[n])) for n in names]
 
     def _conv(self, x: torch.Tensor, i: int, stride: int) -> torch.Tensor:
         k = self.w[i].permute(3, 2, 0, 1)  # HWIO -> OIHW

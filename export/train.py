@@ -27,11 +27,11 @@ from stylecast.realtime.errors import UsageError
 from stylecast.realtime.model_folder import sha256_file
 
 from .checkpoint import load_network_source
-from .data import ContentCrops, load_style_image
+from .data import load_style_image
 from .losses import PerceptualLoss, StyleTargets, select_style_targets, stack_style_targets
 from .provenance import environment
 from .tensors import resolve_device
-from .train_loop import Objective, Run, check_out, loop, restore_optimizer
+from .train_loop import Objective, Run, check_out, content_crops, loop, restore_optimizer
 from .train_settings import StyleSpec, TrainSettings, parse_style_spec
 from .transformer import StyleNetwork, build_network
 from .vgg import VGGFeatures
@@ -78,12 +78,6 @@ def perceptual_objective(run: Run, loss: PerceptualLoss, targets: StyleTargets, 
     return objective
 
 
-def _content(folder: Path, settings: TrainSettings, device: torch.device, limit: int | None) -> ContentCrops:
-    """The content photos, loaded large enough for every crop size of the run."""
-    largest = max(settings.size, settings.final_size or 0)
-    return ContentCrops(folder, largest, device, limit=limit, holdout=settings.holdout)
-
-
 def train_styles(
     content_dir: Path | None,
     styles: list[StyleSpec],
@@ -101,7 +95,8 @@ def train_styles(
     """Train (or resume) one network for all ``styles``; returns the checkpoint folder ``out``.
 
     ``base``: a checkpoint or model folder whose network weights start the run (warm start; the
-    architecture is taken from it and every style vector starts at the mean of its styles).
+    architecture is taken from it; a style it knows by name keeps its vector, a new one starts
+    at the mean of its styles).
     ``time_limit``: seconds after which the run saves a checkpoint and returns."""
     out = Path(out)
     dev = resolve_device(device)
@@ -129,7 +124,7 @@ def train_styles(
     loss = PerceptualLoss(vgg.to(dev), recipe)
     style_images = [load_style_image(s.path, settings.style_size) for s in styles]
     targets = stack_style_targets([loss.style_targets(img.to(dev)) for img in style_images])
-    content = _content(content_dir, settings, dev, content_limit)
+    content = content_crops(content_dir, settings, dev, content_limit)
 
     torch.manual_seed(settings.seed)
     warm = load_network_source(base) if base is not None and previous is None else None
@@ -212,7 +207,7 @@ def add_style(
     loss = PerceptualLoss(vgg.to(dev), recipe)
     style_image = load_style_image(style.path, settings.style_size)
     targets = loss.style_targets(style_image.to(dev))
-    content = _content(content_dir, settings, dev, None)
+    content = content_crops(content_dir, settings, dev)
 
     net = source.net.to(dev)
     net.requires_grad_(False)  # the shared weights never change

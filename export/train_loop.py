@@ -43,6 +43,13 @@ trainable style index of each sample [B], y = net(x, style) the output, style th
 loss, averaged per style in the log."""
 
 
+def content_crops(folder: Path, settings: TrainSettings, device: torch.device, limit: int | None = None) -> ContentCrops:
+    """The content photos of a run, loaded large enough for every crop size it takes, its
+    held-out photos left out."""
+    largest = max(settings.size, settings.final_size or 0)
+    return ContentCrops(folder, largest, device, limit=limit, holdout=settings.holdout)
+
+
 def descend(optimizer: torch.optim.Optimizer, total: torch.Tensor, step: int) -> None:
     """One optimizer step on ``total``; a loss that is not finite stops the run with a UsageError."""
     if not torch.isfinite(total):
@@ -166,7 +173,7 @@ def loop(
     preview_content = content.batch(min(3, len(content)), preview_gen).to(device)
     ema = torch.tensor(run.info.get("style_loss_ema") or [float("nan")] * len(run.specs))
     clock = WallClock(settings.checkpoint_minutes, time_limit)
-    first_step, predicted, timed_from = run.step, False, (run.step, 0.0)
+    first_step, timed_from = run.step, (run.step, 0.0)
     run.net.train()
     bar = Progress(settings.steps, "training", unit="step", enabled=progress, initial=run.step)
 
@@ -201,8 +208,7 @@ def loop(
                 bar.update(1, **shown)
                 if run.step - first_step == WARM_UP_STEPS:
                     timed_from = (run.step, clock.elapsed())
-                elif not predicted and run.step - first_step == WARM_UP_STEPS + TIMED_STEPS:
-                    predicted = True
+                elif run.step - first_step == WARM_UP_STEPS + TIMED_STEPS:
                     _predict(settings, run.step, timed_from, clock, time_limit)
                 if run.step % settings.checkpoint_every == 0 or run.step == settings.steps or clock.save_due():
                     save()
