@@ -243,3 +243,12 @@ def tone_hz(samples: np.ndarray, rate: int) -> float:
     """The strongest frequency in ``samples``, in Hz."""
     spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
     return float(np.argmax(spectrum) * rate / len(samples))
+
+
+def assert_same_video(a: Path, b: Path) -> None:
+    """The same frames (within 2 grey levels: float rounding of the network), timestamps and audio packets."""
+    (ta, ia), (tb, ib) = video_frames(a), video_frames(b)
+    assert ta == tb and len(ia) == len(ib)
+    worst = max(int(np.abs(x.astype(int) - y).max()) for x, y in zip(ia, ib, strict=True))
+    assert worst <= 2, f"frames differ by up to {worst} levels"
+    assert stream_packets(a) == stream_packets(b)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clips import make_clip, stream_packets, video_frames
+from clips import assert_same_video, make_clip, stream_packets, video_frames
 
 from stylecast.realtime.atomic import remove_stale_temps, stale_temps
 from stylecast.realtime.cli_video import main
@@ -26,15 +26,6 @@ MODEL_ARGS = ("--style", "beta", "--device", "cpu", "--threads", "1", "--tempora
 def _run(capsys: pytest.CaptureFixture[str], model: Path, *argv: str) -> tuple[int, list[str]]:
     code = main([*map(str, argv), "--model", str(model), *MODEL_ARGS])
     return code, capsys.readouterr().err.splitlines()
-
-
-def _same_video(a: Path, b: Path) -> None:
-    """The same frames, timestamps and audio packets."""
-    (ta, ia), (tb, ib) = video_frames(a), video_frames(b)
-    assert ta == tb and len(ia) == len(ib)
-    worst = max(int(np.abs(x.astype(int) - y).max()) for x, y in zip(ia, ib, strict=False))
-    assert worst <= 2, f"frames differ by up to {worst} levels"  # float rounding of the network, at most
-    assert stream_packets(a) == stream_packets(b)
 
 
 @pytest.fixture
@@ -85,7 +76,7 @@ def test_folder_bad_file_named_skipped_exit_4_and_outputs_keep_everything(
     # The same result as nst-video on that one file
     single = tmp_path / "single.mp4"
     assert _run(capsys, tiny_model_dir, footage / "a.mp4", single)[0] == 0
-    _same_video(out / "a.mp4", single)
+    assert_same_video(out / "a.mp4", single)
 
 
 def test_existing_outputs_refused_or_skipped(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -162,7 +153,7 @@ def test_two_workers_give_the_frames_of_one(tmp_path: Path, tiny_model_dir: Path
     assert any("2 videos, 2 at a time (worker processes, 1 CPU thread(s) each)" in line for line in err), err
     assert any(line.startswith("videos: 2 done, 0 skipped, 0 failed; 17 frames") for line in err), err
     for name in ("a.mp4", "b.mkv"):
-        _same_video(one / name, two / name)
+        assert_same_video(one / name, two / name)
 
 
 def test_stale_temporary_files_are_matched_exactly(tmp_path: Path) -> None:

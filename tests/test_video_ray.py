@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clips import make_clip, stream_packets, video_frames
+from clips import assert_same_video, make_clip, stream_packets, video_frames
 
 from stylecast.realtime.cli_video import main
 from stylecast.realtime.video_batch import VideosProgress, stylise_videos
@@ -40,14 +40,6 @@ def ray_address() -> str:
         ray.shutdown()
 
 
-def _same_video(a: Path, b: Path) -> None:
-    (ta, ia), (tb, ib) = video_frames(a), video_frames(b)
-    assert ta == tb and len(ia) == len(ib)
-    worst = max(int(np.abs(x.astype(int) - y).max()) for x, y in zip(ia, ib, strict=False))
-    assert worst <= 2, f"frames differ by up to {worst} levels"  # float rounding of the network, at most
-    assert stream_packets(a) == stream_packets(b)
-
-
 def test_cli_joins_a_running_cluster_equal_frames_and_a_bad_file(ray_address: str, tmp_path: Path,
                                                                  tiny_model_dir: Path) -> None:
     src = tmp_path / "clips"
@@ -69,7 +61,7 @@ def test_cli_joins_a_running_cluster_equal_frames_and_a_bad_file(ray_address: st
     for name in ("a.mp4", "b.mkv"):  # the single-process result, frame for frame
         single = tmp_path / f"single_{name}"
         assert main([str(src / name), str(single), "--model", str(tiny_model_dir), *MODEL_ARGS, "-q"]) == 0
-        _same_video(out / name, single)
+        assert_same_video(out / name, single)
 
 
 def test_a_worker_killed_mid_video_is_retried_to_a_complete_output(ray_address: str, tmp_path: Path,
