@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from stylecast.realtime.cli_common import entry_point, make_parser
+from stylecast.realtime.cli.common import entry_point, make_parser
 
 log = logging.getLogger("stylecast.predictor")
 

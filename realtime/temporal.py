@@ -5,7 +5,7 @@ noise, compression, a one-pixel shift) become large changes in the painted textu
 flickers. ``FlowBlender`` fixes most of it after the fact, in the spirit of Ruder et al. 2016
 ("Artistic style transfer for videos": warp the previous output with optical flow, trust it only
 where the flow is consistent) and Lai et al. 2018 ("Learning blind video temporal consistency":
-the same warped-previous-output recurrence, measured with the warping error in ``flicker.py``):
+the same warped-previous-output recurrence, measured with the warping error in ``bench/warping.py``):
 
 1. Optical flow between the previous and the current *input* frames (inputs are what really
    moved; the stylised frames flicker, so their flow would be noise). OpenCV's DIS flow

@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from stylecast.realtime.video_io import DECODE_SCALING
+from stylecast.realtime.video.reader import DECODE_SCALING
 
 VFR_STEPS_MS = (40, 40, 80, 20, 60, 33, 47)  # frame-to-frame gaps of a variable-frame-rate clip
 AUDIO_RATES = {"aac": 16000, "libmp3lame": 16000, "libopus": 48000, "pcm_s16le": 16000, "flac": 16000}

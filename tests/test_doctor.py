@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from stylecast.realtime import bench_speed, cli_doctor
 from stylecast.realtime import providers as P
-from stylecast.realtime.cli_common import make_parser, run_command
+from stylecast.realtime.bench import speed as bench_speed
+from stylecast.realtime.cli import doctor as cli_doctor
+from stylecast.realtime.cli.common import make_parser, run_command
 from stylecast.realtime.errors import BackendUnavailableError
 
 
@@ -168,7 +169,7 @@ def test_bench_speed_compares_models_in_the_same_run(tiny_model_dir: Path, tmp_p
 
 
 def test_nst_bench_dispatches_subcommands(tiny_model_dir: Path, capsys) -> None:
-    from stylecast.realtime.cli_bench import main
+    from stylecast.realtime.cli.bench import main
 
     assert main(["speed", "--model", str(tiny_model_dir), "--device", "cpu", "--sizes", "24x16", "--repeats", "1",
                  "--warmup", "0", "--no-reference", "-q"]) == 0
@@ -181,7 +182,7 @@ def test_nst_bench_dispatches_subcommands(tiny_model_dir: Path, capsys) -> None:
 def test_nst_bench_video_runs_end_to_end(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
     """Generated clip, the threaded pipeline and the naive loop both produce frames; JSON saved."""
     pytest.importorskip("torch")
-    from stylecast.realtime.cli_bench import main
+    from stylecast.realtime.cli.bench import main
 
     out_json = tmp_path / "video.json"
     assert main(["video", "--model", str(tiny_model_dir), "--device", "cpu", "--sizes", "64x36", "--frames", "4",

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from stylecast.realtime import providers as P
-from stylecast.realtime.cli_common import make_parser, run_command
-from stylecast.realtime.cli_options import (
+from stylecast.realtime.cli.common import make_parser, run_command
+from stylecast.realtime.cli.options import (
     add_model_options,
     add_temporal_option,
     engine_from_args,

@@ -117,7 +117,7 @@ def test_engstrom_network_loads_a_dump_and_keeps_the_size(tmp_path: Path) -> Non
 def test_bench_peers_sheet_and_table(tiny_model_dir: Path, real_vgg_path: Path, tmp_path: Path, capsys) -> None:
     import av
 
-    from stylecast.realtime.cli_bench import main
+    from stylecast.realtime.cli.bench import main
 
     _engstrom_dump(tmp_path / "peers" / "theirs")
     (tmp_path / "paintings").mkdir()

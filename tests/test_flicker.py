@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from conftest import shared_data
 
-from stylecast.realtime.bench_flicker import find_clips, format_table, measure, run
-from stylecast.realtime.errors import UsageError
-from stylecast.realtime.flicker import (
+from stylecast.realtime.bench.flicker import find_clips, format_table, measure, run
+from stylecast.realtime.bench.warping import (
     MetricFlow,
     PairWarp,
     distance_from_per_frame,
     warping_error,
 )
+from stylecast.realtime.errors import UsageError
 
 W, H = 128, 96
 
@@ -227,8 +227,8 @@ def test_run_rejects_bad_options_before_loading_a_model(tmp_path: Path, clip_dir
 
 def test_cli_with_tiny_model(tiny_model_dir: Path, clip_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The whole subcommand as a user runs it, on the random-weight model (needs cli_options)."""
-    pytest.importorskip("stylecast.realtime.cli_options")
-    from stylecast.realtime.bench_flicker import add_arguments
+    pytest.importorskip("stylecast.realtime.cli.options")
+    from stylecast.realtime.bench.flicker import add_arguments
 
     parser = argparse.ArgumentParser()
     parser.add_argument("-q", "--quiet", action="store_true")

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from stylecast.realtime.cli_image import main
+from stylecast.realtime.cli.image import main
 
-RUN_MAIN = "from stylecast.realtime.cli_image import main; main()"
+RUN_MAIN = "from stylecast.realtime.cli.image import main; main()"
 
 
 def _img(h: int, w: int, seed: int) -> np.ndarray:
@@ -134,7 +134,7 @@ def test_cli_vgg_and_backend_errors(tiny_images: tuple[Path, Path], tmp_path: Pa
 def test_cli_subprocess_no_torch_import_and_exit_code(tiny_images: tuple[Path, Path], tmp_path: Path) -> None:
     # Importing the command must not import torch: the ONNX mode runs without it.
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys, stylecast.realtime.cli_image; print('torch' in sys.modules)"],
+        [sys.executable, "-c", "import sys, stylecast.realtime.cli.image; print('torch' in sys.modules)"],
         capture_output=True, text=True, timeout=60,
     )
     assert probe.stdout.strip() == "False", probe.stderr

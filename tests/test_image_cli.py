@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pictures import corrupt_image, jpeg_with_exif, sticker, stored_pixels, upright_scene
 
-from stylecast.realtime.cli_image import main
+from stylecast.realtime.cli.image import main
 from stylecast.realtime.colours import keep_colours
 from stylecast.realtime.images import read_picture
 
@@ -83,7 +83,7 @@ def test_bad_input(case: str, tiny_model_dir: Path, tmp_path: Path, capsys: pyte
 def test_name_mode_does_not_import_torch(tiny_model_dir: Path, tmp_path: Path) -> None:
     src = _photo(tmp_path / "in.png")
     code = (
-        "import sys; from stylecast.realtime.cli_image import main; "
+        "import sys; from stylecast.realtime.cli.image import main; "
         f"rc = main([{str(src)!r}, 'gamma', {str(tmp_path / 'o.jpg')!r}, '--model', {str(tiny_model_dir)!r}]); "
         "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)"
     )

@@ -14,18 +14,18 @@ import cv2
 import numpy as np
 import pytest
 
-from stylecast.realtime import live
-from stylecast.realtime.cli_live import main
+from stylecast.realtime.cli.live import main
 from stylecast.realtime.demo import demo_scene
 from stylecast.realtime.engine import open_engine
-from stylecast.realtime.hotkeys import Command, KeyBuffer, command_for, key_from_code, key_from_line
 from stylecast.realtime.images import read_image
-from stylecast.realtime.live import LiveControls, keep_colours
+from stylecast.realtime.live import loop as live
+from stylecast.realtime.live.hotkeys import Command, KeyBuffer, command_for, key_from_code, key_from_line
+from stylecast.realtime.live.loop import LiveControls, keep_colours
+from stylecast.realtime.live.window import Hud, draw_hud
 from stylecast.realtime.temporal import FlowBlender
-from stylecast.realtime.window import Hud, draw_hud
 
 DEMO = ["--source", "demo", "--width", "160", "--height", "90", "--no-window", "--device", "cpu"]
-CLI = [sys.executable, "-c", "from stylecast.realtime.cli_live import main; main()"]
+CLI = [sys.executable, "-c", "from stylecast.realtime.cli.live import main; main()"]
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +266,7 @@ def test_key_buffer_holds_keys_after_a_snapshot() -> None:
 def test_without_a_gpu_the_bundled_fast_model_is_picked(tiny_model_dir, tmp_path, monkeypatch, capsys) -> None:
     """No --model and no GPU: nst-live takes the bundled `fast` model folder when one is installed."""
     from stylecast import weights
-    from stylecast.realtime.cli_live import main as live_main
+    from stylecast.realtime.cli.live import main as live_main
 
     folders = {weights.FAST_MODEL: tiny_model_dir, weights.DEFAULT_MODEL: tmp_path / "no-default-model"}
     monkeypatch.setattr(weights, "bundled_model_dir", lambda name=weights.DEFAULT_MODEL: folders[name])

@@ -18,18 +18,18 @@ import numpy as np
 import pytest
 from test_style_images import painting
 
-from stylecast.realtime.cli_live import main
-from stylecast.realtime.cli_options import engine_from_args
+from stylecast.realtime.cli.live import main
+from stylecast.realtime.cli.options import engine_from_args
 from stylecast.realtime.demo import demo_scene
 from stylecast.realtime.engine import StyleEngine, open_engine
-from stylecast.realtime.hotkeys import Command
 from stylecast.realtime.images import read_image
-from stylecast.realtime.live import LiveControls, run_live
-from stylecast.realtime.live_source import LiveSource
-from stylecast.realtime.live_stats import LiveStats
-from stylecast.realtime.live_styles import StyleImageCycler
+from stylecast.realtime.live.captures import DemoCapture
+from stylecast.realtime.live.hotkeys import Command
+from stylecast.realtime.live.loop import LiveControls, run_live
+from stylecast.realtime.live.source import LiveSource
+from stylecast.realtime.live.stats import LiveStats
+from stylecast.realtime.live.style_folder import StyleImageCycler
 from stylecast.realtime.model_folder import load_model_folder
-from stylecast.realtime.sources import DemoCapture
 from stylecast.realtime.style_images import PredictorSession, StyleImageLibrary
 
 DEMO = ["--source", "demo", "--width", "160", "--height", "90", "--no-window", "--device", "cpu"]
@@ -121,7 +121,7 @@ def test_style_dir_errors_exit_2_before_the_camera(case: str, tiny_model_dir: Pa
 
 
 def test_style_image_label_is_its_file_name(tiny_predictor_model_dir: Path, tmp_path: Path) -> None:
-    from stylecast.realtime.cli_live import make_live_parser
+    from stylecast.realtime.cli.live import make_live_parser
 
     art = painting(tmp_path / "starry night.png", seed=2)
     args = make_live_parser().parse_args(["--model", str(tiny_predictor_model_dir), "--device", "cpu", "--style-image", str(art)])

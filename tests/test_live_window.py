@@ -23,7 +23,7 @@ from stylecast.realtime.images import read_image
 
 pytestmark = pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")), reason="needs Xvfb and xdotool")
 
-CLI = [sys.executable, "-c", "from stylecast.realtime.cli_live import main; main()"]
+CLI = [sys.executable, "-c", "from stylecast.realtime.cli.live import main; main()"]
 
 
 @pytest.fixture

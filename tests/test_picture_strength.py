@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from test_style_images import painting
 
-from stylecast.realtime.cli_image import main as image_main
+from stylecast.realtime.cli.image import main as image_main
 from stylecast.realtime.colours import keep_colours
 from stylecast.realtime.engine import StyleEngine
 from stylecast.realtime.model_folder import load_model_folder
@@ -106,8 +106,8 @@ def test_small_photos_get_an_own_style_too(vectors: dict, tiny_predictor_model_d
 
 
 def test_help_says_what_strength_means(capsys: pytest.CaptureFixture[str]) -> None:
-    from stylecast.realtime.cli_live import main as live_main
-    from stylecast.realtime.cli_video import main as video_main
+    from stylecast.realtime.cli.live import main as live_main
+    from stylecast.realtime.cli.video import main as video_main
 
     texts = {}
     for name, main in (("image", image_main), ("video", video_main), ("live", live_main)):
@@ -147,7 +147,7 @@ def test_nst_video_picture_strength_from_the_first_frame_and_keep_colours(vector
     pytest.importorskip("av")
     from clips import make_clip, video_frames
 
-    from stylecast.realtime.cli_video import main as video_main
+    from stylecast.realtime.cli.video import main as video_main
 
     clip = make_clip(tmp_path / "in.mp4", size=(96, 72), frames=5)
     _, frames = video_frames(clip.path)
@@ -176,7 +176,7 @@ def test_nst_video_picture_strength_from_the_first_frame_and_keep_colours(vector
 
 def test_nst_live_keep_colours_starts_on_and_key_c_turns_it_off(tiny_model_dir: Path, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from stylecast.realtime.cli_live import main as live_main
+    from stylecast.realtime.cli.live import main as live_main
     from stylecast.realtime.demo import demo_scene
 
     monkeypatch.setattr(sys, "stdin", io.StringIO("s\nc\ns\nq\n"))

@@ -11,7 +11,7 @@ import pytest
 from pictures import corrupt_image, jpeg_with_exif, stored_pixels
 from test_style_images import painting
 
-from stylecast.realtime.cli_image import main
+from stylecast.realtime.cli.image import main
 from stylecast.realtime.colours import keep_colours
 from stylecast.realtime.engine import StyleEngine
 from stylecast.realtime.model_folder import load_model_folder

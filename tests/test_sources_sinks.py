@@ -22,15 +22,15 @@ import pytest
 import pyvirtualcam
 import pyvirtualcam.camera
 
-from stylecast.realtime.cli_live import main
+from stylecast.realtime.cli.live import main
 from stylecast.realtime.engine import open_engine
 from stylecast.realtime.errors import BackendUnavailableError, InputFileError, OutputExistsError
 from stylecast.realtime.images import read_image, write_image
-from stylecast.realtime.live import LiveControls, run_live
-from stylecast.realtime.live_source import LiveSource
-from stylecast.realtime.sinks import RecordingSink, VirtualCameraSink, save_snapshot
-from stylecast.realtime.sources import CameraCapture, CaptureInfo, DemoCapture, StreamCapture
-from stylecast.realtime.window import Hud
+from stylecast.realtime.live.captures import CameraCapture, CaptureInfo, DemoCapture, StreamCapture
+from stylecast.realtime.live.loop import LiveControls, run_live
+from stylecast.realtime.live.sinks import RecordingSink, VirtualCameraSink, save_snapshot
+from stylecast.realtime.live.source import LiveSource
+from stylecast.realtime.live.window import Hud
 
 DEMO = ["--source", "demo", "--width", "160", "--height", "90", "--no-window", "--device", "cpu", "--temporal", "0"]
 
@@ -384,7 +384,7 @@ def test_recording_sink_needs_frames(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
 def test_interrupt_finalises_the_recording(sig: int, tiny_model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "session.mkv"
-    cmd = [sys.executable, "-c", "from stylecast.realtime.cli_live import main; main()",
+    cmd = [sys.executable, "-c", "from stylecast.realtime.cli.live import main; main()",
            *DEMO, "--model", str(tiny_model_dir), "--record", str(out)]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from stylecast.realtime import contract as C
-from stylecast.realtime.cli_image import main as image_main
-from stylecast.realtime.cli_style import main as style_main
+from stylecast.realtime.cli.image import main as image_main
+from stylecast.realtime.cli.style import main as style_main
 from stylecast.realtime.engine import StyleEngine
 from stylecast.realtime.errors import InputFileError, ModelFolderError, UsageError
 from stylecast.realtime.model_folder import load_model_folder, sha256_file
@@ -147,7 +147,7 @@ def test_nst_video_style_image(tiny_predictor_model_dir: Path, tmp_path: Path) -
     pytest.importorskip("av")
     from clips import make_clip, video_frames
 
-    from stylecast.realtime.cli_video import main as video_main
+    from stylecast.realtime.cli.video import main as video_main
 
     clip = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=6)
     art = painting(tmp_path / "art.png", seed=5)

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
+from stylecast.realtime.bench.warping import MetricFlow
 from stylecast.realtime.errors import UsageError
-from stylecast.realtime.flicker import MetricFlow
 from stylecast.realtime.stages import TemporalBlender
 from stylecast.realtime.temporal import DEFAULT_TEMPORAL, FlowBlender
 

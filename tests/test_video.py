@@ -17,7 +17,7 @@ import pytest
 from clips import BT601_FULL, BT709_TV, make_clip, stream_packets, video_frames
 
 from stylecast.realtime.errors import OutputExistsError, UsageError
-from stylecast.realtime.video import transcode
+from stylecast.realtime.video.pipeline import transcode
 
 
 def identity(image: np.ndarray) -> np.ndarray:
@@ -39,7 +39,7 @@ def probe(path: Path) -> dict[str, object]:
 
 def muxer_shift(src: Path, dst: Path) -> float:
     """The constant Matroska/WebM may add to every stream when the input has negative times
-    (AAC priming in MP4; see video_io.py); 0 for every other case. Checked, not assumed."""
+    (AAC priming in MP4; see video/reader.py); 0 for every other case. Checked, not assumed."""
     shift = video_frames(dst)[0][0] - video_frames(src)[0][0]
     if abs(shift) > 1e-3:
         assert dst.suffix in (".mkv", ".webm")
@@ -283,7 +283,7 @@ def test_stylizer_that_changes_the_size_is_refused(tmp_path: Path) -> None:
 
 
 def test_writer_error_in_the_main_thread_stops_the_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import stylecast.realtime.video as video
+    import stylecast.realtime.video.pipeline as video
 
     real = video.VideoWriter.write_frame
 
@@ -310,7 +310,7 @@ def test_progress_bar_draws_frames_when_enabled(tmp_path: Path, capsys: pytest.C
 # ---------------------------------------------------------------- the command line, real engine
 
 def test_cli_stylises_with_the_real_engine_and_keeps_everything(tmp_path: Path, tiny_model_dir: Path) -> None:
-    from stylecast.realtime.cli_video import main
+    from stylecast.realtime.cli.video import main
 
     clip = make_clip(tmp_path / "in.mp4", size=(63, 47), frames=12, vfr=True, rotation=90,
                      audio=("aac", "libmp3lame"), color=BT709_TV)
@@ -328,8 +328,8 @@ def test_cli_stylises_with_the_real_engine_and_keeps_everything(tmp_path: Path, 
 
 
 def test_cli_temporal_zero_matches_the_engine_frame_by_frame(tmp_path: Path, tiny_model_dir: Path) -> None:
-    from stylecast.realtime.cli_options import engine_from_args
-    from stylecast.realtime.cli_video import main, make_video_parser
+    from stylecast.realtime.cli.options import engine_from_args
+    from stylecast.realtime.cli.video import main, make_video_parser
 
     # odd size -> 4:4:4, and --crf 0 is lossless: what is written is what the engine returned
     clip = make_clip(tmp_path / "in.mkv", size=(63, 47), frames=8, audio=("aac",))
@@ -350,7 +350,7 @@ def test_cli_temporal_zero_matches_the_engine_frame_by_frame(tmp_path: Path, tin
 
 
 def test_cli_summary_and_trim(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from stylecast.realtime.cli_video import main
+    from stylecast.realtime.cli.video import main
 
     clip = make_clip(tmp_path / "in.mp4", frames=25, audio=("aac",))
     out = tmp_path / "out.mp4"
@@ -367,7 +367,7 @@ def test_cli_demo_clip_is_stylised_with_its_sound_and_leaves_no_temp_files(tmp_p
     """``nst-video demo:scene OUT``: the README's first command, on a generated clip."""
     import tempfile
 
-    from stylecast.realtime.cli_video import main
+    from stylecast.realtime.cli.video import main
     from stylecast.realtime.demo import DEMO_FPS, DEMO_SECONDS, DEMO_SIZE, demo_scene
 
     scratch = tmp_path / "scratch"
@@ -392,7 +392,7 @@ def test_sigterm_stops_nst_video_like_ctrl_c_and_leaves_nothing(tmp_path: Path, 
 
     clip = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=1500, rate=25)
     out = tmp_path / "out.mp4"
-    script = "import sys; sys.argv[0] = 'nst-video'; from stylecast.realtime.cli_video import main; main()"
+    script = "import sys; sys.argv[0] = 'nst-video'; from stylecast.realtime.cli.video import main; main()"
     proc = subprocess.Popen([sys.executable, "-c", script, str(clip.path), str(out), "--model", str(tiny_model_dir),
                              "--style", "beta", "--device", "cpu", "--temporal", "0", "-q"], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from clips import corrupt, make_audio_only, make_clip, make_unknown_codec, truncate, video_frames
 
-from stylecast.realtime.cli_video import main
-from stylecast.realtime.video import transcode
-from stylecast.realtime.video_codecs import trial_encode
+from stylecast.realtime.cli.video import main
+from stylecast.realtime.video.codecs import trial_encode
+from stylecast.realtime.video.pipeline import transcode
 
 
 def identity(image: np.ndarray) -> np.ndarray:
@@ -202,7 +202,7 @@ def test_real_subprocess_exit_code_and_no_traceback(tmp_path: Path) -> None:
     text = tmp_path / "notes.mkv"
     text.write_text("not a video\n")
     proc = subprocess.run(
-        [sys.executable, "-c", "from stylecast.realtime.cli_video import main; main()", str(text), str(tmp_path / "o.mp4")],
+        [sys.executable, "-c", "from stylecast.realtime.cli.video import main; main()", str(text), str(tmp_path / "o.mp4")],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2

@@ -13,8 +13,8 @@ import pytest
 from clips import assert_same_video, make_clip, stream_packets, video_frames
 
 from stylecast.realtime.atomic import remove_stale_temps, stale_temps
-from stylecast.realtime.cli_video import main
-from stylecast.realtime.video_folder import list_videos, output_names
+from stylecast.realtime.cli.video import main
+from stylecast.realtime.video.folder import list_videos, output_names
 
 # --temporal 0: the network alone is repeatable; the flow blend inside the threaded pipeline
 # is not (runs of one video in one process differ by up to ~2 levels from frame 2 on).

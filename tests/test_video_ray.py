@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from clips import assert_same_video, make_clip, stream_packets, video_frames
 
-from stylecast.realtime.cli_video import main
-from stylecast.realtime.video_batch import VideosProgress, stylise_videos
-from stylecast.realtime.video_jobs import EncodeOptions, StyleOptions, VideoJob
-from stylecast.realtime.video_ray import run_on_ray
+from stylecast.realtime.cli.video import main
+from stylecast.realtime.video.batch import VideosProgress, stylise_videos
+from stylecast.realtime.video.cluster import run_on_ray
+from stylecast.realtime.video.jobs import EncodeOptions, StyleOptions, VideoJob
 
 ray = pytest.importorskip("ray")
 
@@ -49,7 +49,7 @@ def test_cli_joins_a_running_cluster_equal_frames_and_a_bad_file(ray_address: st
     (src / "bad.mp4").write_bytes(b"garbage, not a video")
     out = tmp_path / "styled"
     # A second driver joins the cluster, as `nst-video ... --ray HOST:PORT` does against `ray start --head`.
-    cli = "from stylecast.realtime.cli_video import main; main()"
+    cli = "from stylecast.realtime.cli.video import main; main()"
     r = subprocess.run([sys.executable, "-c", cli, str(src), str(out), "--ray", ray_address,
                         "--model", str(tiny_model_dir), *MODEL_ARGS], capture_output=True, text=True, timeout=300)
     err = r.stderr.splitlines()

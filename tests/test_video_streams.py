@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from clips import decode_audio, make_clip, stream_packets, tone_hz, video_frames
 
-from stylecast.realtime.video import transcode
-from stylecast.realtime.video_codecs import trial_encode
+from stylecast.realtime.video.codecs import trial_encode
+from stylecast.realtime.video.pipeline import transcode
 
 
 def identity(image: np.ndarray) -> np.ndarray:
@@ -36,7 +36,7 @@ def audio_codecs(path: Path) -> list[str]:
 @pytest.fixture
 def logged() -> Iterator[list[logging.LogRecord]]:
     """Records of the "stylecast" logger at WARNING and above. Collected on that logger itself:
-    after a command line has run, it no longer propagates to the root logger (cli_common.py)."""
+    after a command line has run, it no longer propagates to the root logger (cli/common.py)."""
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append  # type: ignore[method-assign]
@@ -133,7 +133,7 @@ def test_a_hole_in_reencoded_audio_stays_a_hole(tmp_path: Path) -> None:
 
 def test_cli_reencodes_for_webm_and_says_so(tmp_path: Path, tiny_model_dir: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    from stylecast.realtime.cli_video import main
+    from stylecast.realtime.cli.video import main
 
     clip = make_clip(tmp_path / "in.mp4", frames=10, audio=("aac",))
     out = tmp_path / "out.webm"
@@ -188,7 +188,7 @@ def test_ten_bit_input_drops_to_eight_bits_with_a_notice_where_the_encoder_canno
 
 
 def test_cli_stylises_every_frame_of_a_ten_bit_clip(tmp_path: Path, tiny_model_dir: Path) -> None:
-    from stylecast.realtime.cli_video import main
+    from stylecast.realtime.cli.video import main
 
     clip = make_clip(tmp_path / "in.mp4", frames=8, pix_fmt="yuv420p10le")
     out = tmp_path / "out.mp4"
