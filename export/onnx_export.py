@@ -88,20 +88,22 @@ def _to_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str
     levels = [lg.level for lg in quiet_loggers]
     for lg in quiet_loggers:
         lg.setLevel(logging.ERROR)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(noise):
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            module,
-            args,
-            None,
-            input_names=inputs,
-            output_names=outputs,
-            dynamic_shapes=dynamic_shapes,
-            dynamo=True,
-            verbose=False,
-        )
-    for lg, level in zip(quiet_loggers, levels, strict=True):
-        lg.setLevel(level)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(noise):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                module,
+                args,
+                None,
+                input_names=inputs,
+                output_names=outputs,
+                dynamic_shapes=dynamic_shapes,
+                dynamo=True,
+                verbose=False,
+            )
+    finally:  # a failed export must not leave the caller's loggers silenced
+        for lg, level in zip(quiet_loggers, levels, strict=True):
+            lg.setLevel(level)
     log.debug(noise.getvalue())
     return program.model_proto
 

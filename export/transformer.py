@@ -178,19 +178,36 @@ class FastNet(StyleNetwork):
     The full-resolution 9x9 convolutions and instance norms dominate the Johnson network's
     cost; here every convolution runs at 1/16 of the pixels. Input sizes are padded (edge
     replication) to a multiple of ``factor`` and cropped back.
+
+    ``output="residual"`` adds the head's result to the input picture; ``output="sigmoid"``
+    (as the Johnson network) makes the picture from the head alone. A CIN network cannot
+    cancel the input's own colours through a residual (the instance norms remove each
+    channel's level), so a student distilled from a palette-remapping teacher needs
+    ``"sigmoid"``. The head starts ICNR-initialised (Aitken et al. 2017): the 16 sub-pixels
+    of each 4x4 block start with the same weights, so a fresh network has no checkerboard.
     """
+
+    OUTPUTS = ("residual", "sigmoid")
 
     arch_name = "fast"
 
-    def __init__(self, channels: int = 48, residual_blocks: int = 4, factor: int = 4, reflect: bool = False) -> None:
+    def __init__(
+        self, channels: int = 48, residual_blocks: int = 4, factor: int = 4, reflect: bool = False, output: str = "residual"
+    ) -> None:
         super().__init__()
-        self._cfg = {"channels": channels, "residual_blocks": residual_blocks, "factor": factor, "reflect": reflect}
+        if output not in self.OUTPUTS:
+            from stylecast.realtime.errors import UsageError
+
+            raise UsageError(f"unknown output layer {output!r}; known: {', '.join(self.OUTPUTS)}")
+        self._cfg = {"channels": channels, "residual_blocks": residual_blocks, "factor": factor, "reflect": reflect,
+                     "output": output}
         self.stride = factor
         s = _StyleLayers()
         packed = 3 * factor * factor
         self.stem, self.norm_in = ConvLayer(packed, channels, 3, reflect=reflect), s.norm("norm_in", channels)
         self.res = nn.ModuleList(ResidualBlock(channels, s, f"res{i + 1}", reflect=reflect) for i in range(residual_blocks))
         self.head = ConvLayer(channels, packed, 3, reflect=reflect)
+        _icnr_(self.head.conv, factor)
         self.style_dim = s.dim
         self._layout = s.layout
 
@@ -205,9 +222,19 @@ class FastNet(StyleNetwork):
         y = F.relu(self.norm_in(self.stem(F.pixel_unshuffle(y, f)), style))
         for block in self.res:
             y = block(y, style)
-        # The head predicts a residual on the input: the network only has to learn the change.
         y = F.pixel_shuffle(self.head(y), f)[..., :h, :w]
-        return x + y
+        if self._cfg["output"] == "sigmoid":
+            return torch.sigmoid(y)
+        return x + y  # the head predicts the change to the input
+
+
+def _icnr_(conv: nn.Conv2d, factor: int) -> None:
+    """ICNR: give the ``factor**2`` sub-pixel outputs of each channel the same initial weights and bias."""
+    with torch.no_grad():
+        out_ch = conv.out_channels // (factor * factor)
+        conv.weight.copy_(conv.weight[:out_ch].repeat_interleave(factor * factor, dim=0))
+        if conv.bias is not None:
+            conv.bias.copy_(conv.bias[:out_ch].repeat_interleave(factor * factor))
 
 
 ARCHITECTURES: dict[str, type[StyleNetwork]] = {JohnsonNet.arch_name: JohnsonNet, FastNet.arch_name: FastNet}

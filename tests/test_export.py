@@ -22,7 +22,7 @@ from stylecast.export.cli_export import main as export_main  # noqa: E402
 from stylecast.export.onnx_export import ContractWrapper  # noqa: E402
 from stylecast.export.transformer import JohnsonNet, build_network  # noqa: E402
 from stylecast.realtime import contract as C  # noqa: E402
-from stylecast.realtime.errors import CheckpointError, ModelFolderError  # noqa: E402
+from stylecast.realtime.errors import CheckpointError, ModelFolderError, UsageError  # noqa: E402
 from stylecast.realtime.model_folder import load_model_folder, sha256_file  # noqa: E402
 
 
@@ -201,3 +201,33 @@ def test_fast_architecture_exports_and_matches(tmp_path: Path) -> None:
     for h, w in ((16, 16), (19, 35)):
         frame = np.random.default_rng(h).integers(0, 256, (1, h, w, 3), dtype=np.uint8)
         assert sess.run(None, {"frame": frame, "style": model.style_vectors[:1]})[0].shape == (1, h, w, 3)
+
+
+def test_fast_network_with_a_sigmoid_output_remaps_colours_and_starts_without_checkerboard(tmp_path: Path) -> None:
+    """output="sigmoid": the picture comes from the head alone (a residual student cannot cancel the
+    input's colours), it is a valid colour before the export's clamp, and it exports with parity.
+    The ICNR head gives the 16 sub-pixels of every 4x4 block the same start."""
+    from stylecast.export.onnx_export import export_model_folder
+
+    torch.manual_seed(2)
+    net = build_network("fast", {"channels": 16, "residual_blocks": 2, "output": "sigmoid"})
+    assert net.config()["output"] == "sigmoid"
+    styles = net.identity_style(2) + 0.3 * torch.randn(2, net.style_dim)
+    x = torch.rand(1, 3, 24, 28)
+    with torch.no_grad():
+        y = net(x, styles[:1])
+        assert y.shape == x.shape and float(y.min()) > 0 and float(y.max()) < 1
+        # At initialisation the head's sub-pixels agree: each 4x4 block of its output is flat.
+        head = torch.nn.functional.pixel_shuffle(net.head(torch.randn(1, 16, 6, 7)), 4)
+        blocks = head.unfold(2, 4, 4).unfold(3, 4, 4)
+        assert float((blocks - blocks[..., :1, :1]).abs().max()) < 1e-6
+        # The output does not follow the input's level the way the residual form does.
+        dark, bright = net(torch.zeros_like(x), styles[:1]), net(torch.ones_like(x), styles[:1])
+        assert float((bright - dark).abs().mean()) < 0.5
+    save_checkpoint(tmp_path / "c", net, styles, ["a", "b"], {"step": 0})
+    report = export_model_folder(load_checkpoint(tmp_path / "c"), tmp_path / "m", fp16=True, overwrite=False)
+    assert report.max_diff["fp32"] <= 1 and report.max_diff["fp16"] <= 2
+    # A checkpoint made before the option existed (no "output" in its settings) keeps the residual form.
+    assert build_network("fast", {"channels": 16, "residual_blocks": 2}).config()["output"] == "residual"
+    with pytest.raises(UsageError, match="unknown output layer"):
+        build_network("fast", {"output": "tanh"})
