@@ -14,7 +14,9 @@ import copy
 import io
 import json
 import logging
+import shutil
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from stylecast.realtime.model_folder import load_model_folder, write_manifest, w
 from .checkpoint import Checkpoint, save_network
 from .predictor import StylePredictor, load_predictor
 from .provenance import environment, public_record
+from .quantize import Int8Report, calibration_frames, export_int8
 from .transformer import StyleNetwork
 
 log = logging.getLogger("stylecast.export")
@@ -222,14 +225,18 @@ class ExportReport:
     folder: Path
     max_diff: dict[str, int]  # precision -> grey levels
     predictor_diff: float | None = None  # max |difference| of the predicted vector, when exported
+    int8: Int8Report | None = None  # the int8 graph's check against the fp32 graph, when written
 
 
 def export_model_folder(
-    checkpoint: Checkpoint, outdir: Path | str, *, fp16: bool, overwrite: bool, predictor: bool = True
+    checkpoint: Checkpoint, outdir: Path | str, *, fp16: bool, overwrite: bool, predictor: bool = True,
+    int8: bool = False, calibration: Sequence[np.ndarray] | None = None,
 ) -> ExportReport:
     """Write a model folder for ``checkpoint`` at ``outdir``; nothing is left there if parity fails.
 
-    ``predictor``: also export the checkpoint's style predictor, when it holds one."""
+    ``predictor``: also export the checkpoint's style predictor, when it holds one.
+    ``int8``: also write the int8 graph (``quantize.py``), calibrated on ``calibration`` frames
+    (BGR uint8; generated scenes when None)."""
     net, styles = checkpoint.net.float().eval(), checkpoint.styles.float()
     style_predictor = load_predictor(checkpoint) if predictor else None
     provenance = public_record({
@@ -244,6 +251,7 @@ def export_model_folder(
     }
     precisions = {"fp32": C.GRAPH_FP32, **({"fp16": C.GRAPH_FP16} if fp16 else {})}
     diffs: dict[str, int] = {}
+    int8_report = None
     outdir = Path(outdir)
     with atomic_dir(outdir, overwrite=overwrite, inputs=[checkpoint.folder] if checkpoint.folder else []) as tmp:
         for precision, name in precisions.items():
@@ -260,6 +268,14 @@ def export_model_folder(
                     f"{name}: ONNX Runtime differs from PyTorch by {diffs[precision]} grey levels "
                     f"(allowed {TOLERANCE[precision]}); nothing was written to {outdir}"
                 )
+        if int8:
+            log.info("exporting the int8 graph (calibrating on %s)...", "the given frames" if calibration else "generated scenes")
+            work = tmp / ".int8-work"
+            int8_report = export_int8(tmp / C.GRAPH_FP32, tmp / C.GRAPH_INT8, styles.numpy(),
+                                      calibration if calibration else calibration_frames(None),
+                                      {**meta_common, C.META_PRECISION: "int8"}, work)
+            shutil.rmtree(work, ignore_errors=True)
+            precisions["int8"] = C.GRAPH_INT8
         predictor_diff = None
         if style_predictor is not None:
             predictor_diff = _export_predictor(style_predictor, tmp / C.PREDICTOR_GRAPH, meta_common, outdir)
@@ -276,4 +292,4 @@ def export_model_folder(
             network={"file": C.NETWORK_WEIGHTS, "architecture": net.arch_name, "config": net.config()},
         )
         load_model_folder(tmp)  # the folder must pass the runtime's own checks before it is moved into place
-    return ExportReport(folder=outdir, max_diff=diffs, predictor_diff=predictor_diff)
+    return ExportReport(folder=outdir, max_diff=diffs, predictor_diff=predictor_diff, int8=int8_report)

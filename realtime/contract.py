@@ -23,6 +23,8 @@ Model folder (written by ``nst-export``, read by the runtime)
                      provenance, and every file's sha256 and size
   model.onnx         the fp32 graph
   model.fp16.onnx    the fp16 graph (optional)
+  model.int8.onnx    the int8 graph (optional): the fp32 graph with its convolutions
+                     quantised (same inputs and outputs); the CPU runs it when present
   styles.npz         ``names`` (unicode [N]) and ``vectors`` (float32 [N, S]);
                      loadable with ``allow_pickle=False``
   predictor.onnx     optional: the style-prediction graph below; listed in manifest.json
@@ -63,6 +65,9 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "stylecast-model"
 GRAPH_FP32 = "model.onnx"
 GRAPH_FP16 = "model.fp16.onnx"
+GRAPH_INT8 = "model.int8.onnx"
+PRECISIONS = ("fp32", "fp16", "int8")
+"""The graph precisions a manifest may list; fp32 is always there."""
 STYLES_NAME = "styles.npz"
 PREDICTOR_GRAPH = "predictor.onnx"
 NETWORK_WEIGHTS = "network.safetensors"

@@ -241,7 +241,8 @@ class StyleEngine:
 
     Attributes: ``model`` (the ModelFolder), ``provider`` (the execution provider that really
     runs, from ``session.get_providers()``), ``precision`` ("fp16" on CUDA/TensorRT when the
-    folder has the fp16 graph, else "fp32"), ``style_names``, ``threads`` (CPU intra-op
+    folder has the fp16 graph, "int8" on the CPU provider when it has the int8 graph, else
+    "fp32"; ``precision="fp32"`` keeps the CPU on the fp32 graph), ``style_names``, ``threads`` (CPU intra-op
     threads), ``sessions_created`` (sessions this engine built for its model; style changes
     never add one). Not thread-safe: call it from one thread.
 
@@ -250,7 +251,9 @@ class StyleEngine:
     """
 
     def __init__(self, model: ModelFolder, device: str = "auto", max_side: int | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, precision: str = "auto") -> None:
+        if precision not in ("auto", "fp32"):
+            raise UsageError(f"precision must be 'auto' or 'fp32', got {precision!r}")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise UsageError(f"threads must be a whole number of at least 1, got {threads!r}")
         if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < C.MIN_SIDE):
@@ -270,6 +273,8 @@ class StyleEngine:
         gpu = provider in (P.CUDA, P.TENSORRT)
         self.precision = "fp16" if gpu and (provider == P.TENSORRT or "fp16" in model.graphs) else "fp32"
         graph = model.graphs["fp16"] if provider == P.CUDA and "fp16" in model.graphs else model.graphs["fp32"]
+        if provider == P.CPU and "int8" in model.graphs and precision != "fp32":
+            graph, self.precision = model.graphs["int8"], "int8"
         self.threads = threads or P.physical_cores()
         try:
             self.session = P.create_session(graph, provider, request.index, threads=self.threads)
@@ -425,7 +430,9 @@ def load_model(model_dir: Path | str | None) -> ModelFolder:
     return load_model_folder(model_dir)
 
 
-def open_engine(model_dir: Path | str | None, device: str = "auto", max_side: int | None = None) -> StyleEngine:
-    """Validate the model folder (before any session exists), then build a StyleEngine on ``device``."""
+def open_engine(model_dir: Path | str | None, device: str = "auto", max_side: int | None = None,
+                precision: str = "auto") -> StyleEngine:
+    """Validate the model folder (before any session exists), then build a StyleEngine on ``device``
+    (``precision``: see StyleEngine)."""
     P.parse_device(device)  # a typo in --device is reported before anything is loaded
-    return StyleEngine(load_model(model_dir), device=device, max_side=max_side)
+    return StyleEngine(load_model(model_dir), device=device, max_side=max_side, precision=precision)

@@ -38,7 +38,7 @@ class ModelFolder:
     manifest: dict[str, Any]
     style_names: tuple[str, ...]
     style_vectors: np.ndarray  # float32 [N, S]
-    graphs: dict[str, Path]  # precision ("fp32", "fp16") -> graph file
+    graphs: dict[str, Path]  # precision (one of contract.PRECISIONS) -> graph file
     predictor: Path | None = None  # the style-prediction graph, when the folder has one
 
     @property
@@ -275,7 +275,7 @@ def load_model_folder(path: Path | str) -> ModelFolder:
     names, vectors = _load_styles(folder / manifest.get("style_vectors", C.STYLES_NAME), manifest)
     graphs: dict[str, Path] = {}
     for precision, name in manifest["graphs"].items():
-        if precision not in ("fp32", "fp16") or not isinstance(name, str):
+        if precision not in C.PRECISIONS or not isinstance(name, str):
             raise _fail(folder / C.MANIFEST_NAME, f"unknown graph entry {precision!r}")
         graphs[precision] = folder / name
         validate_graph(graphs[precision], manifest["style_dim"])

@@ -1,0 +1,157 @@
+"""The int8 graph: the fp32 graph with its convolutions quantised, for CPUs (AVX-512 VNNI, AVX2, NEON).
+
+ONNX Runtime's static quantisation (QDQ format) rewrites every ``Conv`` to take uint8
+activations and per-channel int8 weights; instance norms, the style path and everything around
+the network stay float. Activation ranges are calibrated (min/max) by running the fp32 graph on
+calibration frames with every style of the folder, because each style moves the ranges.
+
+The result is checked against the fp32 graph, not against PyTorch, on frames it was not
+calibrated on (two generated scenes and the export's parity frames, one of odd size), with every
+style: ``INT8_MIN_PSNR`` and ``INT8_MAX_MEAN_DIFF`` bound it. Rounding to 8 bits moves
+pictures by a few grey levels, so the 1-level parity of the float graphs cannot apply; a graph
+that fails is not written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from stylecast.realtime import contract as C
+from stylecast.realtime.demo import demo_scene
+from stylecast.realtime.errors import ParityError
+from stylecast.realtime.images import list_images, read_image
+
+log = logging.getLogger("stylecast.export")
+
+INT8_MIN_PSNR = 32.0
+"""Smallest allowed PSNR (dB) of the int8 graph's output against the fp32 graph's."""
+
+INT8_MAX_MEAN_DIFF = 4.0
+"""Largest allowed mean |int8 - fp32| in grey levels."""
+
+CALIBRATION_SIZE = (360, 640)
+"""(H, W) calibration frames are cropped to: the size live video runs at."""
+
+CALIBRATION_FRAMES = 6
+"""How many frames calibrate (each with every style)."""
+
+
+@dataclass(frozen=True)
+class Int8Report:
+    psnr: float  # dB, worst style
+    mean_diff: float  # grey levels, worst style
+    frames: int  # calibration frames used
+
+
+def _fit(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    """``image`` scaled to cover h x w and centre-cropped to it."""
+    ih, iw = image.shape[:2]
+    s = max(h / ih, w / iw)
+    image = cv2.resize(image, (max(w, round(iw * s)), max(h, round(ih * s))), interpolation=cv2.INTER_AREA)
+    y, x = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
+    return np.ascontiguousarray(image[y:y + h, x:x + w])
+
+
+def calibration_frames(folder: Path | None, count: int = CALIBRATION_FRAMES) -> list[np.ndarray]:
+    """``count`` BGR uint8 frames of CALIBRATION_SIZE: photos spread evenly over ``folder``, or,
+    without one, generated demo scenes at different moments."""
+    h, w = CALIBRATION_SIZE
+    if folder is None:
+        return [demo_scene(w, h, t=0.37 * i) for i in range(count)]
+    photos = list_images(folder)  # InputFileError when there are none
+    picks = [photos[round(i * (len(photos) - 1) / max(1, count - 1))] for i in range(min(count, len(photos)))]
+    return [_fit(read_image(p, what="calibration picture"), h, w) for p in picks]
+
+
+def _check_frames(seed: int = 7) -> list[np.ndarray]:
+    """Frames the int8 graph is judged on: two generated scenes not used in calibration, and a
+    smooth noisy frame of odd size."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:97, 0:131]
+    base = np.stack([xx / 131, yy / 97, (xx + yy) / 228], axis=-1) * 255
+    noisy = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+    return [demo_scene(640, 360, t=2.9), demo_scene(320, 180, t=1.3), noisy]
+
+
+def _feeds(frames: Sequence[np.ndarray], styles: np.ndarray) -> Iterator[dict[str, np.ndarray]]:
+    for frame in frames:
+        for vec in styles:
+            yield {C.INPUT_FRAME: frame[None], C.INPUT_STYLE: vec[None].astype(np.float32)}
+
+
+def quantize_graph(fp32_graph: Path, out: Path, styles: np.ndarray, frames: Sequence[np.ndarray],
+                   metadata: dict[str, str], work: Path) -> Path:
+    """Write the int8 version of ``fp32_graph`` to ``out`` (with ``metadata``), calibrated on
+    ``frames`` x ``styles``; ``work`` is a scratch folder."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = _feeds(frames, styles)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.items, None)
+
+    work.mkdir(parents=True, exist_ok=True)
+    prepared, raw = work / "prepared.onnx", work / "int8.onnx"
+    quant_pre_process(str(fp32_graph), str(prepared), skip_symbolic_shape=True)
+    quantize_static(str(prepared), str(raw), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                    calibrate_method=CalibrationMethod.MinMax)
+    model = onnx.load(str(raw))
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    onnx.save_model(model, str(out), save_as_external_data=False)
+    for leftover in (prepared, raw):
+        leftover.unlink(missing_ok=True)
+    return out
+
+
+def int8_check(fp32_graph: Path, int8_graph: Path, styles: np.ndarray) -> tuple[float, float]:
+    """(worst PSNR in dB, worst mean |difference| in grey levels) of the int8 graph against the
+    fp32 graph over the check frames, per style."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    ref = ort.InferenceSession(str(fp32_graph), opts, providers=["CPUExecutionProvider"])
+    got = ort.InferenceSession(str(int8_graph), opts, providers=["CPUExecutionProvider"])
+    psnr, mean = float("inf"), 0.0
+    for vec in styles:
+        se, n, total = 0.0, 0, 0.0
+        for feed in _feeds(_check_frames(), vec[None]):
+            a = ref.run(None, feed)[0].astype(np.float64)
+            b = got.run(None, feed)[0]
+            if b.shape != a.shape or b.dtype != np.uint8:
+                raise ParityError(f"{int8_graph.name}: output {b.dtype} {b.shape}, expected uint8 {a.shape}")
+            d = a - b
+            se, total, n = se + float((d * d).sum()), total + float(np.abs(d).sum()), n + d.size
+        mse = max(se / n, 1e-12)
+        psnr, mean = min(psnr, 10 * np.log10(255.0**2 / mse)), max(mean, total / n)
+    return psnr, mean
+
+
+def export_int8(fp32_graph: Path, out: Path, styles: np.ndarray, frames: Sequence[np.ndarray],
+                metadata: dict[str, str], work: Path) -> Int8Report:
+    """Quantise, then check; raises ``ParityError`` (and removes ``out``) when the int8 graph is off."""
+    quantize_graph(fp32_graph, out, styles, frames, metadata, work)
+    psnr, mean = int8_check(fp32_graph, out, styles)
+    ok = psnr >= INT8_MIN_PSNR and mean <= INT8_MAX_MEAN_DIFF
+    log.info("int8 check: worst style PSNR %.1f dB (at least %g), mean difference %.2f grey levels (at most %g): %s",
+             psnr, INT8_MIN_PSNR, mean, INT8_MAX_MEAN_DIFF, "ok" if ok else "FAILED")
+    if not ok:
+        out.unlink(missing_ok=True)
+        raise ParityError(f"{out.name}: the int8 graph is too far from the fp32 one (PSNR {psnr:.1f} dB, "
+                          f"mean difference {mean:.2f} grey levels)")
+    return Int8Report(psnr=psnr, mean_diff=mean, frames=len(frames))
