@@ -44,12 +44,12 @@ def demo_scene(width: int = 640, height: int = 360, t: float = 0.0) -> np.ndarra
         for dx, dy, k in ((-1.0, 0.2, 0.8), (0.0, 0.0, 1.0), (1.0, 0.25, 0.75)):
             cv2.circle(img, (int(x + dx * r * s), int(cy * h + dy * r * s)), int(k * r * s), (250, 250, 250), -1, cv2.LINE_AA)
     # two layers of hills
-    for base, amp, freq, phase, colour in ((0.62, 0.08, 2.1, 0.4, (60, 140, 70)), (0.75, 0.06, 3.3, 1.7, (40, 110, 50))):
+    for base, amp, freq, phase, color in ((0.62, 0.08, 2.1, 0.4, (60, 140, 70)), (0.75, 0.06, 3.3, 1.7, (40, 110, 50))):
         ridge = h * (base + amp * np.sin(xx[0] / w * freq * math.pi + phase))
         mask = yy >= ridge[None, :]
         shade = 1.0 - 0.25 * (yy - ridge[None, :]) / h
         for c in range(3):
-            img[..., c] = np.where(mask, colour[c] * shade, img[..., c])
+            img[..., c] = np.where(mask, color[c] * shade, img[..., c])
     # a house and a tree
     hx, hy, hw = int(0.22 * w), int(0.70 * h), int(70 * s)
     cv2.rectangle(img, (hx, hy - hw), (hx + hw, hy), (70, 90, 200), -1)
@@ -91,8 +91,8 @@ def demo_style(size: int = 256, seed: int = 0) -> np.ndarray:
         length = rng.uniform(0.03, 0.07) * n
         p0 = (int(x - d[0] * length / 2), int(y - d[1] * length / 2))
         p1 = (int(x + d[0] * length / 2), int(y + d[1] * length / 2))
-        colour = tuple(int(v) for v in np.clip(palette[c].astype(int) + rng.integers(-20, 21, 3), 0, 255))
-        cv2.line(img, p0, p1, colour, max(2, n // 80), cv2.LINE_AA)
+        color = tuple(int(v) for v in np.clip(palette[c].astype(int) + rng.integers(-20, 21, 3), 0, 255))
+        cv2.line(img, p0, p1, color, max(2, n // 80), cv2.LINE_AA)
     return img
 
 

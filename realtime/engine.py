@@ -36,6 +36,7 @@ from . import contract as C
 from . import providers as P
 from .errors import BackendUnavailableError, ModelFolderError, StylecastError, UsageError
 from .model_folder import ModelFolder, load_model_folder
+from .stages import check_frame
 
 log = logging.getLogger("stylecast.engine")
 
@@ -370,9 +371,7 @@ class StyleEngine:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Stylise a BGR uint8 image [H, W, 3] (any H, W >= 1); returns BGR uint8 of exactly that size."""
         runner = self._live()
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-            raise UsageError(f"expected a BGR uint8 image [H, W, 3], got {got}")
+        check_frame(image)
         h, w = image.shape[:2]
         if h < 1 or w < 1:
             raise UsageError(f"the image is empty ({w}x{h})")

@@ -95,22 +95,22 @@ def decode_picture(data: np.ndarray, path: Path | str = "image") -> Picture:
     scale = _unit_scale(img, path)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
-    colour = img if img.ndim == 2 else img[..., :3]
+    color = img if img.ndim == 2 else img[..., :3]
     alpha = None
     if img.ndim == 3 and img.shape[2] == 4:
         a = np.clip(img[..., 3:].astype(np.float32) / np.float32(scale), 0.0, 1.0)
         # composited on grey: colour * alpha + grey * (1 - alpha), colour * alpha being what a
         # premultiplied decode gives already
-        shown = colour.astype(np.float32) * np.float32(255.0 / scale) * (1.0 if _premultiplied(img, data) else a)
+        shown = color.astype(np.float32) * np.float32(255.0 / scale) * (1.0 if _premultiplied(img, data) else a)
         blended = shown + np.float32(NEUTRAL_GREY) * (1.0 - a)
-        colour = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+        color = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
         alpha = np.rint(a[..., 0] * 255.0).astype(np.uint8)
     elif img.ndim == 3 and img.shape[2] != 3:
         raise InputFileError(f"{path}: {img.shape[2]}-channel images are not supported (grey, BGR or BGRA only)")
-    colour = _to_uint8(colour, scale)
-    if colour.ndim == 2:
-        colour = cv2.cvtColor(colour, cv2.COLOR_GRAY2BGR)
-    return Picture(np.ascontiguousarray(colour), alpha, img.dtype.itemsize * 8)
+    color = _to_uint8(color, scale)
+    if color.ndim == 2:
+        color = cv2.cvtColor(color, cv2.COLOR_GRAY2BGR)
+    return Picture(np.ascontiguousarray(color), alpha, img.dtype.itemsize * 8)
 
 
 def read_picture(path: Path | str, *, min_side: int = 1, what: str = "image") -> Picture:

@@ -113,7 +113,7 @@ def contact_sheet(tiles: Sequence[tuple[str, np.ndarray]], *, tile_side: int = D
     return sheet
 
 
-def style_sheet(engine: StyleEngine, photo: np.ndarray, *, strength: float = 1.0, keep_colours: bool = False,
+def style_sheet(engine: StyleEngine, photo: np.ndarray, *, strength: float = 1.0, keep_colors: bool = False,
                 pictures: Sequence[tuple[str, np.ndarray]] = (), predictor: PredictorSession | None = None,
                 tile_side: int = DEFAULT_TILE, progress: bool | None = None) -> np.ndarray:
     """The contact sheet of ``photo`` (BGR uint8 [H, W, 3]): the original, then every style of
@@ -122,13 +122,13 @@ def style_sheet(engine: StyleEngine, photo: np.ndarray, *, strength: float = 1.0
     picture below full strength needs ``predictor``)."""
     tiles = [(ORIGINAL, photo)]
     with Progress(len(engine.style_names) + len(pictures), "sheet", unit="style", enabled=progress) as bar:
-        named = stylizer_for(engine, strength=strength, keep_colours=keep_colours)
+        named = stylizer_for(engine, strength=strength, keep_colors=keep_colors)
         for i, name in enumerate(engine.style_names):
             engine.set_style(i)
             tiles.append((name, named(photo)))
             bar.update()
         for name, vector in pictures:
-            look = stylizer_for(engine, strength=strength, keep_colours=keep_colours,
+            look = stylizer_for(engine, strength=strength, keep_colors=keep_colors,
                                 picture=PictureStyle(vector, name), predictor=predictor)
             tiles.append((name, look(photo)))
             bar.update()

@@ -46,6 +46,7 @@ from .model_folder import (
     write_manifest,
     write_styles,
 )
+from .stages import check_frame
 
 log = logging.getLogger("stylecast.style_images")
 
@@ -108,9 +109,7 @@ class PredictorSession:
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         """A style vector float32 [S] (read-only) for a BGR uint8 image [H, W, 3], H, W >= 64."""
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-            raise UsageError(f"expected a BGR uint8 image [H, W, 3], got {got}")
+        check_frame(image, "a style picture")
         key = hashlib.sha256(np.ascontiguousarray(image).data).hexdigest() + f"{image.shape}"
         with self._lock:
             if key in self._by_content:

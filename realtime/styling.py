@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from . import contract as C
-from .colours import KeepColours
+from .colors import KeepColors
 from .engine import StyleEngine
 from .stages import Stylizer
 from .style_images import PredictorSession
@@ -72,7 +72,7 @@ class TowardsPicture:
         return self.engine(image)
 
 
-def stylizer_for(engine: StyleEngine, *, strength: float, keep_colours: bool = False, picture: PictureStyle | None = None,
+def stylizer_for(engine: StyleEngine, *, strength: float, keep_colors: bool = False, picture: PictureStyle | None = None,
                  predictor: PredictorSession | None = None, per_image: bool = True) -> Stylizer:
     """The engine with what the options ask around it (see the module notes).
 
@@ -89,4 +89,4 @@ def stylizer_for(engine: StyleEngine, *, strength: float, keep_colours: bool = F
     else:
         engine.strength = 1.0
         engine.set_style_vector(picture.vector, picture.label)
-    return KeepColours(stylizer) if keep_colours else stylizer
+    return KeepColors(stylizer) if keep_colors else stylizer

@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from .errors import UsageError
+from .stages import check_frame
 
 DEFAULT_TEMPORAL = 0.5
 """Default blend strength in 0..1 (0 = per-frame output unchanged)."""
@@ -277,15 +278,8 @@ class FlowBlender:
 
 
 def _check_frames(original: np.ndarray, stylized: np.ndarray) -> None:
-    for name, img in (("original", original), ("stylized", stylized)):
-        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-            desc = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
-            raise UsageError(f"temporal blend: {name} frame must be uint8 [H, W, 3] BGR, got {desc}")
-    if original.shape != stylized.shape:
-        raise UsageError(
-            f"temporal blend: stylized frame {stylized.shape[1]}x{stylized.shape[0]} differs from "
-            f"the input frame {original.shape[1]}x{original.shape[0]}"
-        )
+    check_frame(original, "temporal blend: the original frame")
+    check_frame(stylized, "temporal blend: the stylized frame", like=original)
 
 
 def _sq_norm(vectors: np.ndarray) -> np.ndarray:

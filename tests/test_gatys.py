@@ -153,7 +153,7 @@ def test_cli_transparent_content_and_keep_colours(real_vgg_path: Path, tiny_imag
     --keep-colours, the content's colours through nst-live's keep_colours."""
     from pictures import sticker
 
-    from stylecast.realtime.colours import keep_colours
+    from stylecast.realtime.colors import keep_colors
     from stylecast.realtime.images import read_picture
 
     logo = tmp_path / "logo.png"
@@ -169,4 +169,4 @@ def test_cli_transparent_content_and_keep_colours(real_vgg_path: Path, tiny_imag
     assert np.array_equal(p.alpha, alpha) and (p.alpha[0] == 0).all()
     content = cv2.resize(read_picture(logo).bgr, (32, 23), interpolation=cv2.INTER_AREA)
     raw_plain, raw_kept = (cv2.imread(str(x), cv2.IMREAD_UNCHANGED)[..., :3] for x in (plain, kept))
-    assert np.abs(raw_kept.astype(int) - keep_colours(content, raw_plain)).max() <= 2
+    assert np.abs(raw_kept.astype(int) - keep_colors(content, raw_plain)).max() <= 2

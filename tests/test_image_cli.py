@@ -13,7 +13,7 @@ import pytest
 from pictures import corrupt_image, jpeg_with_exif, sticker, stored_pixels, upright_scene
 
 from stylecast.realtime.cli.image import main
-from stylecast.realtime.colours import keep_colours
+from stylecast.realtime.colors import keep_colors
 from stylecast.realtime.images import read_picture
 
 
@@ -185,7 +185,7 @@ def test_keep_colours(flag: str, tiny_model_dir: Path, tmp_path: Path) -> None:
     assert main([str(src), "alpha", str(plain), "--model", str(tiny_model_dir)]) == 0
     assert main([str(src), "alpha", str(kept), "--model", str(tiny_model_dir), flag]) == 0
     images = [cv2.imread(str(x)) for x in (src, plain, kept)]
-    assert np.array_equal(images[2], keep_colours(images[0], images[1]))  # nst-live's key c, the same function
+    assert np.array_equal(images[2], keep_colors(images[0], images[1]))  # nst-live's key c, the same function
     original, p, k = (_ycrcb(x) for x in images)
     assert np.abs(k[..., 0] - p[..., 0]).mean() < 1  # the style's light and shade
     assert np.abs(k[..., 1:] - original[..., 1:]).mean() * 4 < np.abs(p[..., 1:] - original[..., 1:]).mean()  # the photo's colours

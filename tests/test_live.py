@@ -18,9 +18,9 @@ from stylecast.realtime.cli.live import main
 from stylecast.realtime.demo import demo_scene
 from stylecast.realtime.engine import open_engine
 from stylecast.realtime.images import read_image
-from stylecast.realtime.live import loop as live
+from stylecast.realtime.live import controls as live
+from stylecast.realtime.live.controls import LiveControls, keep_colors
 from stylecast.realtime.live.hotkeys import Command, KeyBuffer, command_for, key_from_code, key_from_line
-from stylecast.realtime.live.loop import LiveControls, keep_colours
 from stylecast.realtime.live.window import Hud, draw_hud
 from stylecast.realtime.temporal import FlowBlender
 
@@ -143,11 +143,11 @@ def controls(tiny_model_dir: Path, tmp_path: Path):
 
 def test_style_keys_switch_on_the_next_frame(controls: LiveControls) -> None:
     img = demo_scene(96, 64, 1.0)
-    before = controls.stylise(img)
+    before = controls.stylize(img)
     controls.keys.push("2")
     controls.apply_keys()
     assert controls.label == "beta" and controls.engine.sessions_created == 1  # no new session
-    assert np.abs(controls.stylise(img).astype(int) - before).mean() > 5
+    assert np.abs(controls.stylize(img).astype(int) - before).mean() > 5
     controls.apply(Command("previous"))
     controls.apply(Command("previous"))
     assert controls.label == "gamma"  # wraps around
@@ -168,15 +168,15 @@ def test_morph_moves_smoothly_to_the_next_style(controls: LiveControls, monkeypa
     clock = [100.0]
     monkeypatch.setattr(live.time, "perf_counter", lambda: clock[0])
     controls.apply(Command("morph"))
-    controls.stylise(img)
+    controls.stylize(img)
     assert np.allclose(engine.style_vector, vectors["alpha"])
     clock[0] += live.MORPH_SECONDS / 2
-    controls.stylise(img)
+    controls.stylize(img)
     mid = engine.style_vector
     expected = (vectors["alpha"] + vectors["beta"]) / 2  # smoothstep(0.5) = 0.5
     assert np.allclose(mid, expected, atol=1e-5)
     clock[0] += live.MORPH_SECONDS
-    controls.stylise(img)
+    controls.stylize(img)
     assert controls.morph is None and controls.label == "beta" and engine.style_label == "beta"
 
 
@@ -188,22 +188,22 @@ def test_strength_colours_original_and_temporal(controls: LiveControls) -> None:
     for _ in range(5):
         controls.apply(Command("stronger"))
     assert controls.engine.strength == 1.0  # clamped
-    styled = controls.stylise(img)
-    controls.apply(Command("colours"))
-    kept = controls.stylise(img)
+    styled = controls.stylize(img)
+    controls.apply(Command("colors"))
+    kept = controls.stylize(img)
     chroma = lambda im: cv2.cvtColor(im, cv2.COLOR_BGR2YCrCb)[..., 1:].astype(int)
     # The original's colours, up to clipping where dark luma meets saturated chroma.
     assert np.abs(chroma(kept) - chroma(img)).mean() < 0.5 * np.abs(chroma(styled) - chroma(img)).mean()
     controls.apply(Command("original"))
-    assert controls.stylise(img) is img and controls.blend(img, img) is img
+    assert controls.stylize(img) is img and controls.blend(img, img) is img
     controls.apply(Command("original"))
     assert controls.blender is None and not controls.temporal
     controls.apply(Command("temporal"))
     assert isinstance(controls.blender, FlowBlender) and controls.temporal
-    first = controls.blend(img, controls.stylise(img))
+    first = controls.blend(img, controls.stylize(img))
     assert controls.blend(img, first).shape == img.shape
     controls.apply(Command("temporal"))
-    stylized = controls.stylise(img)
+    stylized = controls.stylize(img)
     assert controls.blend(img, stylized) is stylized
 
 
@@ -220,11 +220,11 @@ def test_keep_colours_is_luma_from_style_chroma_from_original() -> None:
     rng = np.random.default_rng(1)
     original = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
     stylized = cv2.GaussianBlur(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8), (5, 5), 0)
-    out = keep_colours(original, stylized)
+    out = keep_colors(original, stylized)
     y = lambda im: cv2.cvtColor(im, cv2.COLOR_BGR2YCrCb)
     assert np.abs(y(out)[..., 0].astype(int) - y(stylized)[..., 0]).mean() < 3  # clipping at gamut edges only
     grey = np.full_like(original, 128)
-    assert np.abs(keep_colours(grey, stylized).astype(int) - y(stylized)[..., :1]).max() <= 1  # grey original: grey out
+    assert np.abs(keep_colors(grey, stylized).astype(int) - y(stylized)[..., :1]).max() <= 1  # grey original: grey out
 
 
 def test_hud_is_drawn_on_an_enlarged_copy() -> None:
@@ -275,3 +275,11 @@ def test_without_a_gpu_the_bundled_fast_model_is_picked(tiny_model_dir, tmp_path
     err = capsys.readouterr().err
     assert code == 0, err
     assert "using the bundled fast model" in err
+
+
+def test_every_command_of_the_key_table_has_an_action() -> None:
+    from stylecast.realtime.live.controls import ACTIONS
+    from stylecast.realtime.live.hotkeys import COMMANDS, KEY_HELP
+
+    assert set(ACTIONS) == set(COMMANDS)
+    assert len(KEY_HELP) == 12 and command_for("=") == Command("stronger") and command_for("9") == Command("style", 8)

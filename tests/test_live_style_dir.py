@@ -24,8 +24,9 @@ from stylecast.realtime.demo import demo_scene
 from stylecast.realtime.engine import StyleEngine, open_engine
 from stylecast.realtime.images import read_image
 from stylecast.realtime.live.captures import DemoCapture
+from stylecast.realtime.live.controls import LiveControls
 from stylecast.realtime.live.hotkeys import Command
-from stylecast.realtime.live.loop import LiveControls, run_live
+from stylecast.realtime.live.loop import run_live
 from stylecast.realtime.live.source import LiveSource
 from stylecast.realtime.live.stats import LiveStats
 from stylecast.realtime.live.style_folder import StyleImageCycler

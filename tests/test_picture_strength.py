@@ -17,7 +17,7 @@ import pytest
 from test_style_images import painting
 
 from stylecast.realtime.cli.image import main as image_main
-from stylecast.realtime.colours import keep_colours
+from stylecast.realtime.colors import keep_colors
 from stylecast.realtime.engine import StyleEngine
 from stylecast.realtime.model_folder import load_model_folder
 from stylecast.realtime.style_images import PredictorSession
@@ -168,7 +168,7 @@ def test_nst_video_picture_strength_from_the_first_frame_and_keep_colours(vector
     _, got = video_frames(kept)
     with StyleEngine(vectors["model"], device="cpu") as engine:
         for f, g in zip(frames, got, strict=True):
-            assert _mad(g, keep_colours(f, engine(f))) * 10 < _mad(g, engine(f))
+            assert _mad(g, keep_colors(f, engine(f))) * 10 < _mad(g, engine(f))
 
 
 # ---------------------------------------------------------------- nst-live

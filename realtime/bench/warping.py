@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from ..errors import UsageError
+from ..stages import check_frame
 from ..temporal import consistency_mask, create_dis, pixel_grid
 
 METRIC_PRESET = "medium"
@@ -173,8 +174,4 @@ def _motion_boundaries(flow: np.ndarray) -> np.ndarray:
 
 def _check_pair(a: np.ndarray, b: np.ndarray, size: tuple[int, ...]) -> None:
     for img in (a, b):
-        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-            desc = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
-            raise UsageError(f"frames must be uint8 [H, W, 3] BGR, got {desc}")
-        if img.shape[:2] != tuple(size):
-            raise UsageError(f"frames differ in size: {img.shape[1]}x{img.shape[0]} vs {size[1]}x{size[0]}")
+        check_frame(img, "warping error: a frame", like=tuple(size))

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ..atomic import check_output_path
-from ..colours import keep_colours
+from ..colors import keep_colors
 from ..contract import MIN_SIDE, PREDICTOR_GRAPH
 from ..demo import DEMO_IMAGES, demo_image
 from ..engine import load_model
@@ -32,7 +32,7 @@ from ..stills import check_stills, stylize_stills, transparency_lost, write_resu
 from ..style_images import NO_PREDICTOR, PredictorSession
 from .common import entry_point, make_parser, whole_number
 from .options import (
-    add_keep_colours_option,
+    add_keep_colors_option,
     add_model_options,
     check_model_args,
     engine_from_args,
@@ -135,7 +135,7 @@ def make_image_parser() -> argparse.ArgumentParser:
     p.add_argument("--content-layers", metavar="LIST", help="override content taps, e.g. relu2_1")
     p.add_argument("--seed", type=int, default=0, help="seed for --init noise (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    add_keep_colours_option(p)
+    add_keep_colors_option(p)
     add_model_options(p, own_style="the photo's")  # used with a style NAME; --device also picks the Gatys device
     sheet = p.add_argument_group("contact sheet (which style?)")
     sheet.add_argument("--sheet", metavar="SHEET", default=None,
@@ -267,8 +267,8 @@ def _run_gatys(args: argparse.Namespace) -> int:
             content.bgr, style, vgg, recipe, size=args.size, steps=args.steps, init=args.init,
             optimizer=args.optimizer, device=device, seed=args.seed, progress=on_progress,
         )
-    if args.keep_colours:
-        result = keep_colours(cv2.resize(content.bgr, (result.shape[1], result.shape[0]), interpolation=cv2.INTER_AREA), result)
+    if args.keep_colors:
+        result = keep_colors(cv2.resize(content.bgr, (result.shape[1], result.shape[0]), interpolation=cv2.INTER_AREA), result)
     if write_result(out, result, content, overwrite=args.overwrite, inputs=(content_path, style_path)):
         log.warning("%s", transparency_lost([out]))
     log.info("wrote %s (%dx%d)", out, result.shape[1], result.shape[0])
@@ -313,7 +313,7 @@ def _run_sheet(args: argparse.Namespace) -> int:
         if files and not pictures:
             raise InputFileError(f"{args.style_dir}: none of the {len(files)} pictures could be used (each is named above)")
         engine = stack.enter_context(engine_from_args(args, model, predictor=predictor))
-        image = style_sheet(engine, photo.bgr, strength=args.strength, keep_colours=args.keep_colours, pictures=pictures,
+        image = style_sheet(engine, photo.bgr, strength=args.strength, keep_colors=args.keep_colors, pictures=pictures,
                             predictor=predictor, tile_side=args.tile, progress=False if args.quiet else None)
     write_image(sheet, image, overwrite=args.overwrite, inputs=inputs)
     log.info("wrote %s: %s in %d styles of %s%s", sheet, content.name, len(model.style_names), model.path.name,

@@ -19,7 +19,7 @@ from ..errors import BackendUnavailableError, InputFileError, ModelFolderError, 
 from ..live.captures import OPEN_TIMEOUT, CameraCapture, Capture, CaptureInfo, DemoCapture, StreamCapture
 from ..live.hotkeys import StdinKeys, help_text
 from ..live.loop import LiveControls, run_live
-from ..live.sinks import RecordingSink, UdpSink, VirtualCameraSink, check_record_path, describe_sink
+from ..live.sinks import RecordingSink, UdpSink, VirtualCameraSink, check_record_path
 from ..live.source import LiveSource
 from ..live.stats import LiveStats
 from ..live.style_folder import StyleImageCycler
@@ -31,7 +31,7 @@ from ..style_images import NO_PREDICTOR, PredictorSession, StyleImageLibrary
 from ..temporal import FlowBlender
 from .common import EXIT_INTERRUPTED, entry_point, make_parser, number_between, whole_number
 from .options import (
-    add_keep_colours_option,
+    add_keep_colors_option,
     add_model_options,
     add_temporal_option,
     check_model_args,
@@ -108,7 +108,7 @@ def make_live_parser() -> argparse.ArgumentParser:
                      help="camera pixel format, e.g. MJPG or YUYV (default: MJPG only when the camera needs it)")
     src.add_argument("--loop", action="store_true", help="--source FILE: start again at the end")
     add_model_options(p)
-    add_keep_colours_option(p)  # the start state of key c
+    add_keep_colors_option(p)  # the start state of key c
     p.add_argument_group("pictures as styles").add_argument(
         "--style-dir", type=Path, metavar="DIR", default=None,
         help="a folder of pictures that i steps through as styles (new pictures show up while running)")
@@ -293,7 +293,7 @@ def _body(args: argparse.Namespace) -> int:
                 log.info("keys: type one per line on stdin (h lists them, q quits)")
             controls = LiveControls(engine, blender, snapshot_dir=args.snapshot_dir, window=window,
                                     blender_factory=FlowBlender, images=images)
-            controls.colours = args.keep_colours
+            controls.colors = args.keep_colors
             running = True
             run_live(source, controls, sinks, window=window, stdin=stdin, max_frames=args.max_frames, stats=stats)
     finally:
@@ -302,7 +302,7 @@ def _body(args: argparse.Namespace) -> int:
             for line in stats.summary(source.frames_captured, source.frames_dropped):
                 log.info("%s", line)
             for sink in sinks:
-                log.info("%s", describe_sink(sink))
+                log.info("%s", sink.describe())
     return 0
 
 

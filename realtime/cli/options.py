@@ -104,10 +104,10 @@ def add_model_options(parser: argparse.ArgumentParser, *, own_style: str | None 
     add_device_options(group)
 
 
-def add_keep_colours_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+def add_keep_colors_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """--keep-colours (also spelt --keep-colors)."""
     parser.add_argument(
-        "--keep-colours", "--keep-colors", dest="keep_colours", action="store_true",
+        "--keep-colours", "--keep-colors", dest="keep_colors", action="store_true",
         help="keep the original colours: the style's light, shade and texture in the input's own colours "
         "(in nst-live key c turns it on and off)",
     )
@@ -241,7 +241,7 @@ def stylizers_from_args(args: argparse.Namespace, *,
 
         def make() -> Stylizer:
             engine.set_style_vector(vector, label)
-            return stylizer_for(engine, strength=args.strength, keep_colours=getattr(args, "keep_colours", False),
+            return stylizer_for(engine, strength=args.strength, keep_colors=getattr(args, "keep_colors", False),
                                 picture=style, predictor=predictor, per_image=per_image)
 
         yield engine, make

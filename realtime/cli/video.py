@@ -14,14 +14,14 @@ from pathlib import Path
 from ..demo import DEMO_CLIP, DEMO_SECONDS
 from ..engine import load_model
 from ..errors import UsageError
-from ..video.batch import Runner, VideosProgress, stylise_videos
+from ..video.batch import Runner, VideosProgress, stylize_videos
 from ..video.folder import FALLBACK_SUFFIX, normal_suffix
 from ..video.jobs import EncodeOptions, StyleOptions, VideoJob, VideoResult, VideoTask, limit_cv2_threads
 from ..video.pipeline import check_transcode, describe, transcode
 from ..video.plan import CONTAINERS, X264_PRESETS
 from .common import entry_point, make_parser, whole_number
 from .options import (
-    add_keep_colours_option,
+    add_keep_colors_option,
     add_model_options,
     add_temporal_option,
     check_model_args,
@@ -112,7 +112,7 @@ def make_video_parser() -> argparse.ArgumentParser:
                    f"{DEMO_SECONDS:g} s clip with sound")
     p.add_argument("output", metavar="OUT", nargs="?", help=f"output video ({' '.join(CONTAINERS)}), or a folder when IN is one")
     add_model_options(p, own_style="the first frame's")
-    add_keep_colours_option(p)
+    add_keep_colors_option(p)
     add_temporal_option(p)
     enc = p.add_argument_group("encoding")
     enc.add_argument("--codec", metavar="C", default=None,
@@ -168,7 +168,7 @@ def _body(args: argparse.Namespace) -> int:
     if not args.input or not args.output:
         raise UsageError("IN and OUT are required (or --list-styles)")
     if args.ray is not None or Path(args.input).is_dir():
-        return _stylise_many(args)
+        return _stylize_many(args)
     for flag, used in (("--out-ext", args.out_ext), ("--skip-existing", args.skip_existing)):
         if used:
             raise UsageError(f"{flag} goes with a folder IN (nst-video IN_DIR OUT_DIR {flag} ...)")
@@ -185,7 +185,7 @@ def _body(args: argparse.Namespace) -> int:
         return _stylize(args, src, Path(args.output))
 
 
-def _stylise_many(args: argparse.Namespace) -> int:
+def _stylize_many(args: argparse.Namespace) -> int:
     """A folder (or, with --ray, also one file): video/batch.py with a local or a Ray runner."""
     if args.input == DEMO_CLIP:
         raise UsageError(f"{DEMO_CLIP} is made on this machine only; give a video file or a folder of them")
@@ -212,7 +212,7 @@ def _stylise_many(args: argparse.Namespace) -> int:
                 log.info("%d worker(s) (%s; --workers N to choose)", workers, why)
             return run_local(job, tasks, progress, workers=workers)
 
-    stylise_videos(job, Path(args.input), Path(args.output), run, out_suffix=args.out_ext,
+    stylize_videos(job, Path(args.input), Path(args.output), run, out_suffix=args.out_ext,
                    skip_existing=args.skip_existing, progress=False if args.quiet else None)
     return 0
 

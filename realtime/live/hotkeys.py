@@ -28,32 +28,28 @@ class Command:
     arg: int | None = None
 
 
-COMMANDS = ("style", "next", "previous", "morph", "image", "stronger", "weaker", "temporal", "colours",
-            "original", "snapshot", "fullscreen", "help", "quit")
-
-_SINGLE: dict[str, str] = {
-    "n": "next", "p": "previous", "m": "morph", "i": "image",
-    "+": "stronger", "=": "stronger",  # "=" is "+" without Shift on most layouts
-    "-": "weaker", "_": "weaker",
-    "t": "temporal", "c": "colours", "space": "original", "s": "snapshot",
-    "f": "fullscreen", "h": "help", "q": "quit", "esc": "quit",
-}
-
-KEY_HELP: tuple[tuple[str, str], ...] = (
-    ("1-9", "select style 1..9"),
-    ("n / p", "next / previous style"),
-    ("m", "morph smoothly to the next style (about 1 s)"),
-    ("i", "next picture of --style-dir as the style"),
-    ("+ / -", "more / less style (strength)"),
-    ("t", "temporal blend on/off (less flicker)"),
-    ("c", "keep the original colours on/off"),
-    ("space", "show the original on/off"),
-    ("s", "save a PNG snapshot of the output"),
-    ("f", "fullscreen on/off"),
-    ("h", "show / hide this key list"),
-    ("q, Esc", "quit"),
+KEYS: tuple[tuple[str, str, dict[str, str]], ...] = (
+    # (the keys as the key list shows them, what they do, {key: command})
+    ("1-9", "select style 1..9", {str(n): "style" for n in range(1, 10)}),
+    ("n / p", "next / previous style", {"n": "next", "p": "previous"}),
+    ("m", "morph smoothly to the next style (about 1 s)", {"m": "morph"}),
+    ("i", "next picture of --style-dir as the style", {"i": "image"}),
+    # "=" is "+" without Shift on most layouts, "_" is "-" with it
+    ("+ / -", "more / less style (strength)", {"+": "stronger", "=": "stronger", "-": "weaker", "_": "weaker"}),
+    ("t", "temporal blend on/off (less flicker)", {"t": "temporal"}),
+    ("c", "keep the original colours on/off", {"c": "colors"}),
+    ("space", "show the original on/off", {"space": "original"}),
+    ("s", "save a PNG snapshot of the output", {"s": "snapshot"}),
+    ("f", "fullscreen on/off", {"f": "fullscreen"}),
+    ("h", "show / hide this key list", {"h": "help"}),
+    ("q, Esc", "quit", {"q": "quit", "esc": "quit"}),
 )
-"""(keys, what they do), for --help, the window's key list and ``h`` on stdin."""
+"""The one key table: every binding, and the key list of --help, the window and ``h`` on stdin."""
+
+_BINDINGS: dict[str, str] = {key: command for _, _, keys in KEYS for key, command in keys.items()}
+COMMANDS: tuple[str, ...] = tuple(dict.fromkeys(_BINDINGS.values()))
+KEY_HELP: tuple[tuple[str, str], ...] = tuple((keys, what) for keys, what, _ in KEYS)
+"""(keys, what they do), as the key list shows them."""
 
 _NAMED_CODES = {27: "esc", 32: "space", 13: "enter", 10: "enter"}
 _LINE_NAMES = {"space": "space", "esc": "esc", "escape": "esc", "enter": "enter", "quit": "q", "help": "h"}
@@ -94,9 +90,9 @@ def key_from_line(line: str) -> str | None:
 
 def command_for(key: str) -> Command | None:
     """The command bound to ``key``, or None when the key does nothing."""
-    if len(key) == 1 and "1" <= key <= "9":
-        return Command("style", int(key) - 1)
-    name = _SINGLE.get(key)
+    name = _BINDINGS.get(key)
+    if name == "style":
+        return Command(name, int(key) - 1)
     return Command(name) if name else None
 
 

@@ -1,16 +1,17 @@
 """Where ``nst-live`` sends its clean output frames: a virtual camera, an MPEG-TS stream over UDP,
-a recording, and PNG snapshots. (The preview window, which also carries the HUD, is live/window.py.)
+a recording (each a ``stages.FrameSink``), and PNG snapshots. (The preview window, which also
+carries the HUD, is window.py.)
 
-Every sink takes BGR uint8 [H, W, 3] frames through ``write(image, pts)`` (``pts`` in seconds
-on the source's clock) and never blocks the frame loop for long: the virtual camera is fed by
-its own pacing thread, the encoders by their own thread behind a short queue. A frame whose size
-differs from the size a sink was opened with (a camera that came back at another resolution)
-is scaled to that size, because a virtual camera or a stream cannot change size mid-way.
+Every sink keeps the rules of ``stages.FrameSink``: ``write`` never blocks the frame loop for
+long (the virtual camera is fed by its own pacing thread, the encoders by their own thread
+behind a short queue), and a frame whose size differs from the size a sink was opened with (a
+camera that came back at another resolution) is scaled to that size, because a virtual camera
+or a stream cannot change size mid-way.
 
 ``live`` sinks (virtual camera, UDP) are kept fed with the last frame while the camera is lost,
 so OBS keeps the source; a recording is not (it records frames that were really captured).
 
-PyAV is imported lazily (in the encoder sinks' constructors): see live/window.py for why.
+PyAV is imported lazily (in the encoder sinks' constructors): see window.py for why.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -150,7 +150,7 @@ class _Encoder:
 
     def __init__(self, target: str, muxer: str, codec: str, width: int, height: int, fps: float, *,
                  options: dict[str, str], container_options: dict[str, str], queue_size: int) -> None:
-        import av  # lazily, after any preview window exists: see live/window.py
+        import av  # lazily, after any preview window exists: see window.py
 
         self.width, self.height = int(width) & ~1, int(height) & ~1
         if self.width < 2 or self.height < 2:
@@ -159,6 +159,7 @@ class _Encoder:
         self.dropped = 0
         self._queue: queue.Queue[tuple[np.ndarray, float] | None] = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None
+        self._closed = False
         self._last_pts = -1
         self._first: float | None = None
         self._container = av.open(target, "w", format=muxer, container_options=container_options)
@@ -208,7 +209,10 @@ class _Encoder:
             self._error = exc
 
     def close(self) -> None:
-        """Encode what is queued, flush the encoder and close the container."""
+        """Encode what is queued, flush the encoder and close the container; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
         with contextlib.suppress(Exception):
             self._queue.put(None, timeout=5.0)
         self._thread.join(timeout=30.0)
@@ -248,6 +252,7 @@ class UdpSink:
         self._enc.write(image, pts)
 
     def close(self) -> None:
+        """Flush and stop streaming; safe to call twice."""
         self._enc.close()
 
     def describe(self) -> str:
@@ -326,8 +331,3 @@ def save_snapshot(image: np.ndarray, folder: Path | str) -> Path:
             return write_image(path, image, overwrite=False)
     raise UsageError(f"{folder}: too many snapshots with the same time stamp")
 
-
-def describe_sink(sink: Any) -> str:
-    """One line about what a sink did (for the summary printed on exit)."""
-    describe = getattr(sink, "describe", None)
-    return describe() if callable(describe) else type(sink).__name__

@@ -23,7 +23,7 @@ log = logging.getLogger("stylecast.live")
 
 
 class LiveSource:
-    """Runs a ``Capture`` on a thread and hands out only the newest frame (a ``FrameSource``).
+    """Runs a ``Capture`` on a thread and hands out only the newest frame (a ``stages.FrameSource``).
 
     ``start()`` opens the capture within ``open_timeout`` seconds (BackendUnavailableError
     otherwise) and starts the thread. ``poll(timeout)`` returns the newest frame not yet
@@ -106,6 +106,15 @@ class LiveSource:
         self.close()
 
     # -- state
+
+    @property
+    def name(self) -> str:
+        """The capture's name, for messages: "camera 0", "demo", "clip.mp4"."""
+        return self.capture.name
+
+    def clock(self) -> float:
+        """Now on this source's clock: seconds since it opened (the ``pts`` of a frame captured now)."""
+        return time.perf_counter() - self.started_at
 
     @property
     def ended(self) -> bool:

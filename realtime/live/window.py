@@ -41,7 +41,7 @@ class Hud:
 
 
 def _text_box(img: np.ndarray, lines: list[str], origin: tuple[int, int], scale: float,
-              colour: tuple[int, int, int] = (255, 255, 255)) -> None:
+              color: tuple[int, int, int] = (255, 255, 255)) -> None:
     """Write ``lines`` at ``origin`` (top left) over a darkened box, in place."""
     if not lines:
         return
@@ -57,7 +57,7 @@ def _text_box(img: np.ndarray, lines: list[str], origin: tuple[int, int], scale:
         roi[:] = (roi * 0.35).astype(np.uint8)  # dark, but the picture still shows through
     for i, line in enumerate(lines):
         y = y0 + pad + line_h * i + sizes[i][0][1]
-        cv2.putText(img, line, (x0 + pad, y), _FONT, scale, colour, thick, cv2.LINE_AA)
+        cv2.putText(img, line, (x0 + pad, y), _FONT, scale, color, thick, cv2.LINE_AA)
 
 
 def _key_table(img: np.ndarray, origin: tuple[int, int], scale: float) -> None:

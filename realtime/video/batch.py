@@ -161,7 +161,7 @@ def check_videos(job: VideoJob, pairs: list[tuple[Path, Path]], batch: Batch,
     return tasks
 
 
-def stylise_videos(job: VideoJob, src: Path | str, dst: Path | str, run: Runner, *, out_suffix: str | None = None,
+def stylize_videos(job: VideoJob, src: Path | str, dst: Path | str, run: Runner, *, out_suffix: str | None = None,
                    skip_existing: bool = False, progress: bool | None = None) -> BatchSummary:
     """Stylise the video ``src`` into ``dst``, or every video of the folder ``src`` into the folder
     ``dst``, with ``run``. Returns the summary (also logged) when every video was done; raises

@@ -60,7 +60,7 @@ class StyleOptions:
     strength: float = 1.0
     device: str = "auto"
     max_side: int | None = None
-    keep_colours: bool = False
+    keep_colors: bool = False
     temporal: float = 0.0
     threads: int | None = None  # CPU threads of each engine; None: every physical core
 
@@ -68,13 +68,13 @@ class StyleOptions:
     def from_args(cls, args: argparse.Namespace) -> StyleOptions:
         return cls(_absolute(args.model), args.style, _absolute(args.style_image),
                    tuple(_absolute_mix_item(m) for m in args.mix) if args.mix else None, args.strength, args.device,
-                   args.max_side, args.keep_colours, args.temporal, getattr(args, "threads", None))
+                   args.max_side, args.keep_colors, args.temporal, getattr(args, "threads", None))
 
     def namespace(self) -> argparse.Namespace:
         """The options as the argparse namespace ``stylizers_from_args`` reads."""
         return argparse.Namespace(model=self.model and Path(self.model), style=self.style, style_image=self.style_image,
                                   mix=list(self.mix) if self.mix else None, strength=self.strength, device=self.device,
-                                  max_side=self.max_side, keep_colours=self.keep_colours, threads=self.threads)
+                                  max_side=self.max_side, keep_colors=self.keep_colors, threads=self.threads)
 
 
 @dataclass(frozen=True)

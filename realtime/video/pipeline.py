@@ -31,7 +31,7 @@ import numpy as np
 from ..atomic import atomic_file, check_output_path
 from ..errors import InputFileError, UsageError
 from ..progress import Progress
-from ..stages import Stylizer, TemporalBlender
+from ..stages import Stylizer, TemporalBlender, check_frame
 from .plan import (
     OutputPlan,
     StreamPlan,
@@ -271,18 +271,18 @@ def _run(reader: FrameReader, writer: VideoWriter, stylizer: Stylizer, blender: 
             pipe.put(decoded, item)
         pipe.put(decoded, _END)
 
-    def stylise() -> None:
+    def stylize() -> None:
         if blender is not None:
             blender.reset()
         while (item := pipe.get(decoded)) is not _END:
             if isinstance(item, DecodedFrame):
-                item.image = _stylise_one(stylizer, blender, item.image)
+                item.image = _stylize_one(stylizer, blender, item.image)
             pipe.put(styled, item)
         pipe.put(styled, _END)
 
     try:
         pipe.start("decode", decode)
-        pipe.start("stylise", stylise)
+        pipe.start("stylise", stylize)
         with bar:
             while True:
                 try:
@@ -306,14 +306,11 @@ def _run(reader: FrameReader, writer: VideoWriter, stylizer: Stylizer, blender: 
         raise pipe.error
 
 
-def _stylise_one(stylizer: Stylizer, blender: TemporalBlender | None, image: np.ndarray) -> np.ndarray:
+def _stylize_one(stylizer: Stylizer, blender: TemporalBlender | None, image: np.ndarray) -> np.ndarray:
     out = stylizer(image)
     if blender is not None:
         out = blender(image, out)
-    if not isinstance(out, np.ndarray) or out.shape != image.shape or out.dtype != np.uint8:
-        got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
-        raise ValueError(f"the stylizer returned {got} for a uint8 {image.shape} frame; it must keep size and dtype")
-    return out
+    return check_frame(out, "the stylizer's output (a Stylizer must keep size and dtype)", like=image, error=ValueError)
 
 
 def _expected_frames(video: Any, end: float | None, start: float | None, duration: float | None) -> int | None:

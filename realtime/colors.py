@@ -12,7 +12,7 @@ import numpy as np
 from .stages import Stylizer
 
 
-def keep_colours(original: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+def keep_colors(original: np.ndarray, stylized: np.ndarray) -> np.ndarray:
     """The stylised frame's luminance with the original's colours (both BGR uint8 [H, W, 3]):
     Y from ``stylized``, Cr and Cb from ``original``, in YCrCb."""
     out = cv2.cvtColor(original, cv2.COLOR_BGR2YCrCb)
@@ -20,11 +20,11 @@ def keep_colours(original: np.ndarray, stylized: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(out, cv2.COLOR_YCrCb2BGR)
 
 
-class KeepColours:
+class KeepColors:
     """A Stylizer: ``inner``'s output with the input's colours (``keep_colours``)."""
 
     def __init__(self, inner: Stylizer) -> None:
         self.inner = inner
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        return keep_colours(image, self.inner(image))
+        return keep_colors(image, self.inner(image))
