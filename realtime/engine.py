@@ -23,7 +23,6 @@ Runners (how a frame meets the session):
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -37,6 +36,7 @@ from . import providers as P
 from .errors import BackendUnavailableError, ModelFolderError, StylecastError, UsageError
 from .model_folder import ModelFolder, load_model_folder
 from .stages import check_frame
+from .styles import mix_label, mix_vectors
 
 log = logging.getLogger("stylecast.engine")
 
@@ -322,24 +322,9 @@ class StyleEngine:
         self._apply(self.model.style_vectors[i], self.style_names[i])
 
     def set_mix(self, weights: Mapping[str | int, float]) -> None:
-        """Interpolate style vectors: {name or index: weight >= 0}; weights are normalised to sum 1."""
-        if not weights:
-            raise UsageError("a style mix needs at least one NAME=WEIGHT")
-        total: dict[int, float] = {}
-        for key, weight in weights.items():
-            w = float(weight)
-            if not math.isfinite(w) or w < 0:
-                raise UsageError(f"style weight for {key!r} must be a number >= 0, got {weight!r}")
-            i = self.model.style_index(key)
-            total[i] = total.get(i, 0.0) + w
-        norm = sum(total.values())
-        if norm <= 0:
-            raise UsageError("the style weights sum to 0; give at least one a positive weight")
-        vec = np.zeros(self.model.style_dim, dtype=np.float64)
-        for i, w in total.items():
-            vec += (w / norm) * self.model.style_vectors[i].astype(np.float64)
-        label = " + ".join(f"{self.style_names[i]} {w / norm:.2f}" for i, w in total.items())
-        self._apply(vec.astype(np.float32), label if len(total) > 1 else self.style_names[next(iter(total))])
+        """Interpolate style vectors: {name or index: weight >= 0}; weights are normalised to sum 1
+        (``styles.py`` resolves the mix and its label)."""
+        self._apply(mix_vectors(self.model, weights), mix_label(self.model, weights))
 
     def set_style_vector(self, vec: np.ndarray, label: str | None = None) -> None:
         """Use any style vector, float32 [S] (e.g. from a style-prediction network). ``label`` is

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import queue
 import re
 import shutil
@@ -49,9 +48,6 @@ from .model_folder import (
 from .stages import check_frame
 
 log = logging.getLogger("stylecast.style_images")
-
-IMAGE_PREFIX = "image:"
-"""In a style mix, ``image:PATH=W`` is the predicted style of the picture PATH."""
 
 MAX_ASPECT = 4
 """The longer side is capped at MAX_ASPECT x the working side, so a panorama costs no more than that."""
@@ -164,25 +160,6 @@ class PredictorSession:
 
 
 # ---------------------------------------------------------------- mixing predicted and named styles
-
-
-def mix_vectors(model: ModelFolder, weights: Mapping[str, float], images: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Interpolate style vectors: ``weights`` {key: w >= 0}, each key a style of ``model`` (name
-    or index) or an ``image:PATH`` key of ``images`` (its predicted vector). Weights are
-    normalised to sum 1. Returns float32 [S]."""
-    norm = sum(float(w) for w in weights.values())
-    if not weights or not all(math.isfinite(float(w)) and float(w) >= 0 for w in weights.values()) or norm <= 0:
-        raise UsageError("a style mix needs weights >= 0 with a positive sum")
-    vec = np.zeros(model.style_dim, dtype=np.float64)
-    for key, w in weights.items():
-        source = images[key] if key in images else model.style_vectors[model.style_index(key)]
-        vec += (float(w) / norm) * np.asarray(source, dtype=np.float64)
-    return vec.astype(np.float32)
-
-
-def image_keys(weights: Mapping[str, float]) -> dict[str, Path]:
-    """The ``image:PATH`` keys of a mix, with their paths."""
-    return {k: Path(k[len(IMAGE_PREFIX):]) for k in weights if k.startswith(IMAGE_PREFIX)}
 
 
 # ---------------------------------------------------------------- a watched folder of style images

@@ -26,10 +26,10 @@ from stylecast.realtime.model_folder import load_model_folder, sha256_file
 from stylecast.realtime.style_images import (
     PredictorSession,
     StyleImageLibrary,
-    mix_vectors,
     predictor_input,
     save_style,
 )
+from stylecast.realtime.styles import mix_vectors
 
 
 @pytest.fixture

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -41,7 +40,8 @@ from ..errors import UsageError
 from ..model_folder import ModelFolder
 from ..providers import DEVICE_HELP, parse_device
 from ..stages import Stylizer
-from ..style_images import PredictorSession, image_keys, mix_vectors
+from ..style_images import PredictorSession
+from ..styles import image_keys, mix_label, mix_vectors, parse_mix
 from ..styling import PictureStyle, stylizer_for
 from .common import number_between, whole_number
 
@@ -124,27 +124,6 @@ def add_temporal_option(parser: argparse.ArgumentParser) -> None:
         help="temporal blend against flicker, 0..1: how much of the previous output, warped along the "
         f"motion, is kept (0 = off; default: {DEFAULT_TEMPORAL})",
     )
-
-
-def parse_mix(items: list[str]) -> dict[str, float]:
-    """``["starry=0.7", "wave=0.3"]`` -> ``{"starry": 0.7, "wave": 0.3}``; UsageError on bad items."""
-    mix: dict[str, float] = {}
-    for item in items:
-        name, sep, value = item.rpartition("=")
-        try:
-            weight = float(value)
-        except ValueError:
-            weight = math.nan
-        if not sep or not name or not math.isfinite(weight):
-            raise UsageError(f"--mix: {item!r} is not NAME=WEIGHT")
-        if weight < 0:
-            raise UsageError(f"--mix: the weight of {name!r} must be 0 or more, got {value}")
-        if name in mix:
-            raise UsageError(f"--mix: {name!r} is given twice")
-        mix[name] = weight
-    if mix and sum(mix.values()) <= 0:
-        raise UsageError("--mix: the weights sum to 0; give at least one style a positive weight")
-    return mix
 
 
 def check_model_args(args: argparse.Namespace) -> dict[str, float] | None:
@@ -248,14 +227,8 @@ def stylizers_from_args(args: argparse.Namespace, *,
 
 
 def _picture_label(model: ModelFolder, style_image: str | None, mix: dict[str, float]) -> str:
-    """What the HUD and logs call a predicted style: the picture's file name, or the mix with
-    each picture by its file name ("alpha 0.25 + art.png 0.75")."""
-    if style_image is not None:
-        return Path(style_image).name
-    norm = sum(mix.values())
-    pictures = image_keys(mix)
-    names = {k: pictures[k].name if k in pictures else model.style_names[model.style_index(k)] for k in mix}
-    return " + ".join(f"{names[k]} {w / norm:.2f}" for k, w in mix.items())
+    """What the HUD and logs call a predicted style: the picture's file name, or the mix's label."""
+    return Path(style_image).name if style_image is not None else mix_label(model, mix)
 
 
 def list_styles(args: argparse.Namespace) -> bool:

@@ -30,6 +30,7 @@ from ..atomic import remove_stale_temps
 from ..cli.options import stylizers_from_args
 from ..errors import StylecastError
 from ..stages import Stylizer
+from ..styles import IMAGE_PREFIX
 
 Report = Callable[[int], None]
 """Called with the frames of one video written so far (a retried video starts again from 0)."""
@@ -44,8 +45,8 @@ def _absolute(path: str | Path | None) -> str | None:
 def _absolute_mix_item(item: str) -> str:
     """``image:PATH=W`` with PATH made absolute (a worker may run in another folder); names as they are."""
     key, sep, weight = item.rpartition("=")
-    if sep and key.startswith("image:"):
-        return f"image:{_absolute(key[len('image:'):])}={weight}"
+    if sep and key.startswith(IMAGE_PREFIX):
+        return f"{IMAGE_PREFIX}{_absolute(key[len(IMAGE_PREFIX):])}={weight}"
     return item
 
 
