@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--one-style-per-batch", action="store_true",
                      help="every sample of a step uses the same style (default: each sample draws its own style)")
     how.add_argument("--holdout", type=int, default=0, metavar="N",
-                     help="content photos held back for evaluation, chosen by a hash of their names (default 0)")
+                     help="content photos held back for evaluation, chosen by a hash of their names (default 0); "
+                          "with --evaluate, score N pictures of --content-dir chosen the same way instead of the "
+                          "photos the run held out")
     how.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                      help="auto: bf16 autocast where the CPU or GPU runs it natively (losses stay fp32), else fp32 (default auto)")
     how.add_argument("--time-limit", metavar="DURATION",
@@ -250,12 +252,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     source = load_network_source(args.base)
     specs = [parse_style_spec(s) for s in args.styles]
     names = source.info.get("held_out_photos") or []
-    if names:
-        files = held_out_files(args.content_dir, names)
-    elif args.holdout:
+    if args.holdout:  # chosen here: other pictures than the run's (frames of videos, say)
         from stylecast.realtime.images import list_images
 
         files = sorted(held_out(list_images(args.content_dir), args.holdout))
+    elif names:
+        files = held_out_files(args.content_dir, names)
     else:
         raise UsageError("this network's run recorded no held-out photos: pass --holdout N to choose N of --content-dir")
     photos = centre_crops(files, args.size)

@@ -76,6 +76,16 @@ def test_evaluate_cli_writes_json(tiny_checkpoint: Path, real_vgg_path: Path, tm
     code = main(["--evaluate", "--from", str(tiny_checkpoint), "--content-dir", str(tmp_path / "photos"),
                  "--styles", str(painting), "--out", str(tmp_path / "eval2"), "--vgg", str(real_vgg_path)])
     assert code == 2 and "--holdout" in capsys.readouterr().err
+    # a run that recorded its own held-out photos: scored on those, or on --holdout N of another folder
+    from stylecast.export.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(tiny_checkpoint)
+    save_checkpoint(tmp_path / "recorded", ckpt.net, ckpt.styles, ckpt.style_names, {"step": 0, "held_out_photos": ["gone.jpg"]})
+    argv = ["--evaluate", "--from", str(tmp_path / "recorded"), "--content-dir", str(tmp_path / "photos"), "--styles", str(painting),
+            "--size", "48", "--vgg", str(real_vgg_path)]
+    assert main([*argv, "--out", str(tmp_path / "eval3")]) == 2 and "gone.jpg" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "eval4"), "--holdout", "3"]) == 0
+    assert len(json.loads((tmp_path / "eval4" / "evaluation.json").read_text())["photos"]) == 3
 
 
 # ----------------------------------------------------------------------------- peers
