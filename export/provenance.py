@@ -29,7 +29,7 @@ def git_commit() -> str | None:
 def environment() -> dict[str, Any]:
     import torch
 
-    from stylecast.realtime.cli.common import package_version
+    from stylecast.realtime import package_version
 
     return {
         "stylecast": package_version(),

@@ -16,8 +16,8 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Sequence
-from importlib import metadata
 
+from .. import package_version
 from ..errors import StylecastError
 
 EXIT_OK = 0
@@ -33,13 +33,6 @@ EXIT_CODES_HELP = (
 )
 
 log = logging.getLogger("stylecast")
-
-
-def package_version() -> str:
-    try:
-        return metadata.version("stylecast")
-    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-        return "0+unknown"
 
 
 class _Parser(argparse.ArgumentParser):
