@@ -33,6 +33,7 @@ import numpy as np
 
 from . import contract as C
 from . import providers as P
+from .cpus import physical_cores
 from .errors import BackendUnavailableError, ModelFolderError, StylecastError, UsageError
 from .model_folder import ModelFolder, load_model_folder
 from .stages import check_frame
@@ -276,7 +277,7 @@ class StyleEngine:
         graph = model.graphs["fp16"] if provider == P.CUDA and "fp16" in model.graphs else model.graphs["fp32"]
         if provider == P.CPU and "int8" in model.graphs and precision != "fp32":
             graph, self.precision = model.graphs["int8"], "int8"
-        self.threads = threads or P.physical_cores()
+        self.threads = threads or physical_cores()
         try:
             self.session = P.create_session(graph, provider, request.index, threads=self.threads)
         except BackendUnavailableError as exc:

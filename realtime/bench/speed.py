@@ -27,6 +27,7 @@ from .. import providers as P
 from ..atomic import atomic_file, check_output_path
 from ..cli.common import package_version, whole_number
 from ..cli.options import add_device_options, add_model_dir_option
+from ..cpus import physical_cores
 from ..engine import StyleEngine, open_engine
 from ..errors import UsageError
 
@@ -219,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
             "provider": engine.provider,
             "precision": engine.precision,
             "cpu_threads": engine.threads,
-            "physical_cores": P.physical_cores(),
+            "physical_cores": physical_cores(),
             "max_side": engine.max_side,
             "warmup": args.warmup,
             "repeats": args.repeats,

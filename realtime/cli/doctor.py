@@ -17,6 +17,7 @@ from importlib.util import find_spec
 import numpy as np
 
 from .. import providers as P
+from ..cpus import logical_cpus, physical_cores
 from ..errors import BackendUnavailableError
 from .common import entry_point, make_parser, package_version
 from .options import add_device_options, add_model_dir_option
@@ -99,8 +100,8 @@ def _print_providers() -> None:
             runs.add(provider)
     auto = next((p for p in P.AUTO_ORDER if p in runs), P.CPU)
     print(f"--device auto uses: {auto}{'' if P.TENSORRT not in runs else ' (TensorRT only with --device tensorrt)'}")
-    cores = P.physical_cores()
-    print(f"\nCPU: {cores} physical cores usable, {P.logical_cpus()} logical; the CPU provider runs {cores} intra-op threads")
+    cores = physical_cores()
+    print(f"\nCPU: {cores} physical cores usable, {logical_cpus()} logical; the CPU provider runs {cores} intra-op threads")
 
 
 def _print_models() -> None:

@@ -20,6 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 
 from .. import providers as P
+from ..cpus import physical_cores
 from ..errors import StylecastError
 from .batch import VideosProgress
 from .jobs import VideoJob, VideoResult, VideoTask, close_engines, run_task, with_threads
@@ -42,7 +43,7 @@ def default_workers(videos: int, device: str) -> tuple[int, str]:
     if provider in (P.CUDA, P.TENSORRT):
         n, why = SESSIONS_PER_GPU, f"{SESSIONS_PER_GPU} sessions sharing the GPU"
     else:
-        cores = P.physical_cores()
+        cores = physical_cores()
         n = max(1, min(cores // CORES_PER_CPU_WORKER, MAX_CPU_WORKERS))
         why = f"{cores} physical cores, {CORES_PER_CPU_WORKER} per engine, at most {MAX_CPU_WORKERS}"
     n = max(1, min(n, videos))
@@ -53,7 +54,7 @@ def run_local(job: VideoJob, tasks: list[VideoTask], progress: VideosProgress, *
     """Run every task on this machine with ``workers`` processes (1: in this process)."""
     workers = max(1, min(workers, len(tasks)))
     if job.style.threads is None and workers > 1:
-        job = with_threads(job, max(1, P.physical_cores() // workers))
+        job = with_threads(job, max(1, physical_cores() // workers))
     if workers == 1:
         return _in_process(job, tasks, progress)
     log.info("%d videos, %d at a time (worker processes, %s CPU thread(s) each)", len(tasks), workers,
