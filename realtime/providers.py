@@ -34,7 +34,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .cpus import physical_cores
+from .cpus import logical_cpus, physical_cores  # noqa: F401 - both also read as P.logical_cpus / P.physical_cores
 from .errors import BackendUnavailableError, ModelFolderError, UsageError
 
 log = logging.getLogger("stylecast.engine")
