@@ -12,12 +12,7 @@ import pytest
 
 from stylecast.realtime import providers as P
 from stylecast.realtime.cli.common import make_parser, run_command
-from stylecast.realtime.cli.options import (
-    add_model_options,
-    add_temporal_option,
-    engine_from_args,
-    list_styles,
-)
+from stylecast.realtime.cli.options import add_model_options, add_temporal_option, list_styles
 from stylecast.realtime.engine import (
     BoundRunner,
     PlainRunner,
@@ -35,6 +30,7 @@ from stylecast.realtime.errors import (
 from stylecast.realtime.images import read_image, write_image
 from stylecast.realtime.model_folder import load_model_folder
 from stylecast.realtime.stills import stylize_stills
+from stylecast.realtime.styling import engine_from_args
 
 
 def picture(h: int, w: int, seed: int = 0) -> np.ndarray:

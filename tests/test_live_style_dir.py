@@ -19,7 +19,6 @@ import pytest
 from test_style_images import painting
 
 from stylecast.realtime.cli.live import main
-from stylecast.realtime.cli.options import engine_from_args
 from stylecast.realtime.demo import demo_scene
 from stylecast.realtime.engine import StyleEngine, open_engine
 from stylecast.realtime.images import read_image
@@ -32,6 +31,7 @@ from stylecast.realtime.live.stats import LiveStats
 from stylecast.realtime.live.style_folder import StyleImageCycler
 from stylecast.realtime.model_folder import load_model_folder
 from stylecast.realtime.style_images import PredictorSession, StyleImageLibrary
+from stylecast.realtime.styling import engine_from_args
 
 DEMO = ["--source", "demo", "--width", "160", "--height", "90", "--no-window", "--device", "cpu"]
 

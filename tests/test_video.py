@@ -328,8 +328,8 @@ def test_cli_stylises_with_the_real_engine_and_keeps_everything(tmp_path: Path, 
 
 
 def test_cli_temporal_zero_matches_the_engine_frame_by_frame(tmp_path: Path, tiny_model_dir: Path) -> None:
-    from stylecast.realtime.cli.options import engine_from_args
     from stylecast.realtime.cli.video import main, make_video_parser
+    from stylecast.realtime.styling import engine_from_args
 
     # odd size -> 4:4:4, and --crf 0 is lossless: what is written is what the engine returned
     clip = make_clip(tmp_path / "in.mkv", size=(63, 47), frames=8, audio=("aac",))

@@ -98,7 +98,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Validate the options, build the engine, measure every clip, print the table."""
     # imported here, not at the top: they pull in ONNX Runtime
-    from ..cli.options import engine_from_args, list_styles
+    from ..cli.options import list_styles
+    from ..styling import engine_from_args
 
     if list_styles(args):
         return 0

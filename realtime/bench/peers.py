@@ -63,7 +63,7 @@ def _label(image: np.ndarray, text: str) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli.options import engine_from_args
+    from ..styling import engine_from_args
 
     try:
         import torch

@@ -30,15 +30,9 @@ from ..progress import Progress
 from ..sheet import DEFAULT_TILE, style_sheet
 from ..stills import check_stills, stylize_stills, transparency_lost, write_result
 from ..style_images import NO_PREDICTOR, PredictorSession
+from ..styling import check_model_args, engine_from_args, stylizer_from_args
 from .common import entry_point, make_parser, whole_number
-from .options import (
-    add_keep_colors_option,
-    add_model_options,
-    check_model_args,
-    engine_from_args,
-    list_styles,
-    stylizer_from_args,
-)
+from .options import add_keep_colors_option, add_model_options, list_styles
 
 if TYPE_CHECKING:  # for annotations only: importing it at run time would import torch
     from stylecast.export.losses import LossRecipe

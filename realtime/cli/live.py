@@ -17,8 +17,9 @@ from ..contract import MANIFEST_NAME, PREDICTOR_GRAPH
 from ..engine import load_model
 from ..errors import BackendUnavailableError, InputFileError, ModelFolderError, UsageError
 from ..live.captures import OPEN_TIMEOUT, CameraCapture, Capture, CaptureInfo, DemoCapture, StreamCapture
+from ..live.controls import LiveControls
 from ..live.hotkeys import StdinKeys, help_text
-from ..live.loop import LiveControls, run_live
+from ..live.loop import run_live
 from ..live.sinks import RecordingSink, UdpSink, VirtualCameraSink, check_record_path
 from ..live.source import LiveSource
 from ..live.stats import LiveStats
@@ -28,16 +29,10 @@ from ..model_folder import ModelFolder
 from ..providers import CPU, choose_provider, parse_device
 from ..stages import FrameSink
 from ..style_images import NO_PREDICTOR, PredictorSession, StyleImageLibrary
+from ..styling import check_model_args, engine_from_args
 from ..temporal import FlowBlender
 from .common import EXIT_INTERRUPTED, entry_point, make_parser, number_between, whole_number
-from .options import (
-    add_keep_colors_option,
-    add_model_options,
-    add_temporal_option,
-    check_model_args,
-    engine_from_args,
-    list_styles,
-)
+from .options import add_keep_colors_option, add_model_options, add_temporal_option, list_styles
 
 # Nothing here imports PyAV at module level: the preview window must exist before it is
 # imported (live/window.py explains why), so sources and sinks import it when they open.

@@ -14,20 +14,14 @@ from pathlib import Path
 from ..demo import DEMO_CLIP, DEMO_SECONDS
 from ..engine import load_model
 from ..errors import UsageError
+from ..styling import check_model_args, stylizer_from_args
 from ..video.batch import Runner, VideosProgress, stylize_videos
 from ..video.folder import FALLBACK_SUFFIX, normal_suffix
 from ..video.jobs import EncodeOptions, StyleOptions, VideoJob, VideoResult, VideoTask, limit_cv2_threads
 from ..video.pipeline import check_transcode, describe, transcode
 from ..video.plan import CONTAINERS, X264_PRESETS
 from .common import entry_point, make_parser, whole_number
-from .options import (
-    add_keep_colors_option,
-    add_model_options,
-    add_temporal_option,
-    check_model_args,
-    list_styles,
-    stylizer_from_args,
-)
+from .options import add_keep_colors_option, add_model_options, add_temporal_option, list_styles
 
 log = logging.getLogger("stylecast.video")
 

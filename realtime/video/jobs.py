@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import remove_stale_temps
-from ..cli.options import stylizers_from_args
 from ..errors import StylecastError
 from ..stages import Stylizer
 from ..styles import IMAGE_PREFIX
+from ..styling import stylizers_from_args
 
 Report = Callable[[int], None]
 """Called with the frames of one video written so far (a retried video starts again from 0)."""
