@@ -15,7 +15,7 @@ import numpy as np
 DEMO_IMAGES = ("demo:scene", "demo:swirls")
 
 DEMO_CLIP = "demo:scene"
-"""As the input of nst-video: the moving scene as a short clip with sound (``video_demo``)."""
+"""As the input of nst-video: the moving scene as a short clip with sound (``video.demo_clip``)."""
 
 DEMO_SECONDS, DEMO_FPS, DEMO_SIZE = 3.0, 24, (640, 360)
 """The demo clip: long enough to see motion and the temporal blend, short enough for a 2-core

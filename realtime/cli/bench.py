@@ -15,12 +15,9 @@ from .common import entry_point, make_parser
 
 
 def _subcommands() -> dict[str, ModuleType]:
-    from ..bench import flicker as bench_flicker
-    from ..bench import peers as bench_peers
-    from ..bench import speed as bench_speed
-    from ..bench import video as bench_video
+    from ..bench import flicker, peers, speed, video
 
-    return {"speed": bench_speed, "video": bench_video, "flicker": bench_flicker, "peers": bench_peers}
+    return {"speed": speed, "video": video, "flicker": flicker, "peers": peers}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,7 +29,7 @@ IDENTITY_MATRIX = (1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)  # 16.16 and 2.3
 _STALE_TAGS = ("encoder", "major_brand", "minor_version", "compatible_brands", "duration", "vendor_id",
                "bps", "number_of_frames", "number_of_bytes")
 
-# The counterpart of video_io.DECODE_SCALING: accurate rounding, full-resolution chroma in.
+# The counterpart of reader.DECODE_SCALING: accurate rounding, full-resolution chroma in.
 ENCODE_SCALING = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INP
 
 # AVColorSpace (frame tag) -> swscale matrix name used for RGB<->YUV. Unlisted -> swscale's default (BT.601).
