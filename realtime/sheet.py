@@ -7,6 +7,9 @@ folder), labelled, so the user can see which to pick.
 Each tile is the photo stylised at the size a real run would use (full resolution, or
 --max-side), then scaled down to the tile: what the tile shows is what ``nst-image PHOTO
 NAME OUT`` gives, smaller. The original comes first; each tile has its name under it.
+
+``compare_sheet`` puts models side by side (``nst-image PHOTO --sheet SHEET --compare DIR``):
+one row per model, the same style in the same column.
 """
 
 from __future__ import annotations
@@ -133,3 +136,21 @@ def style_sheet(engine: StyleEngine, photo: np.ndarray, *, strength: float = 1.0
             tiles.append((name, look(photo)))
             bar.update()
     return contact_sheet(tiles, tile_side=tile_side)
+
+
+def compare_sheet(engines: Sequence[tuple[str, StyleEngine]], photo: np.ndarray, styles: Sequence[str], *,
+                  strength: float = 1.0, keep_colors: bool = False, tile_side: int = DEFAULT_TILE,
+                  progress: bool | None = None) -> np.ndarray:
+    """Models side by side: one row per (label, engine), the original first, then ``photo`` in each
+    of ``styles`` (names every model has), labelled "style (label)"; the same style is in the
+    same column of every row."""
+    tiles: list[tuple[str, np.ndarray]] = []
+    with Progress(len(engines) * len(styles), "sheet", unit="style", enabled=progress) as bar:
+        for label, engine in engines:
+            named = stylizer_for(engine, strength=strength, keep_colors=keep_colors)
+            tiles.append((f"{ORIGINAL} ({label})", photo))
+            for name in styles:
+                engine.set_style(name)
+                tiles.append((f"{name} ({label})", named(photo)))
+                bar.update()
+    return contact_sheet(tiles, tile_side=tile_side, columns=len(styles) + 1)

@@ -153,3 +153,33 @@ def test_labels_fit_their_tile_in_ascii() -> None:
     long = _label("a very long painting file name that goes on and on.png", 100, 0.5)
     assert long.endswith("...") and cv2.getTextSize(long, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0] <= 100
     assert "?" in _label("日本", 400, 0.5)
+
+
+def test_compare_puts_models_side_by_side_one_row_each(tiny_model_dir: Path, tiny_predictor_model_dir: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """--compare: one row per model (--model first), the same style in the same column, only the
+    styles every model has (tiny has alpha, beta, gamma; the predictor's model alpha and beta)."""
+    src = _photo(tmp_path / "me.png", 64, 48)
+    out = tmp_path / "cmp.png"
+    assert main([str(src), "--sheet", str(out), "--model", str(tiny_model_dir), "--compare", str(tiny_predictor_model_dir),
+                 "--tile", "64"]) == 0
+    photo, sheet = cv2.imread(str(src)), cv2.imread(str(out))
+    layout = plan_sheet(6, (48, 64), 64, columns=3)
+    assert sheet.shape == (*layout.size, 3) and layout.rows == 2
+    th, tw = layout.tile
+    for row, model in enumerate((tiny_model_dir, tiny_predictor_model_dir)):
+        for col, name in enumerate((None, "alpha", "beta")):
+            y, x = layout.origin(row * 3 + col)
+            want = photo if name is None else _styled(model, photo, name)
+            assert np.array_equal(sheet[y:y + th, x:x + tw], want), (model, name)
+    # both folders are called "tiny": the labels tell them apart by their parent folders
+    assert f"{tiny_model_dir.parent.name}/tiny" in capsys.readouterr().err
+    # a style one of the models lacks is named with that model's folder
+    code = main([str(src), "--sheet", str(tmp_path / "x.png"), "--model", str(tiny_model_dir), "--compare",
+                 str(tiny_predictor_model_dir), "--sheet-styles", "alpha", "gamma"])
+    err = capsys.readouterr().err
+    assert code != 0 and "gamma" in err and str(tiny_predictor_model_dir) in err and not (tmp_path / "x.png").exists()
+    for argv, message in (([str(src), "starry", str(tmp_path / "y.png"), "--compare", str(tiny_model_dir)], "go with --sheet"),
+                          ([str(src), "--sheet", str(tmp_path / "y.png"), "--sheet-styles", "alpha"], "goes with --compare")):
+        assert main(["--model", str(tiny_model_dir), *argv]) == 2
+        assert message in capsys.readouterr().err

@@ -23,11 +23,11 @@ from ..atomic import check_output_path
 from ..colors import keep_colors
 from ..contract import MIN_SIDE, PREDICTOR_GRAPH
 from ..demo import DEMO_IMAGES, demo_image
-from ..engine import load_model
+from ..engine import StyleEngine, load_model
 from ..errors import BackendUnavailableError, InputFileError, ModelFolderError, PartialFailureError, UsageError
 from ..images import IMAGE_SUFFIXES, Picture, list_images, read_picture, write_image
 from ..progress import Progress
-from ..sheet import DEFAULT_TILE, style_sheet
+from ..sheet import DEFAULT_TILE, compare_sheet, style_sheet
 from ..stills import check_stills, stylize_stills, transparency_lost, write_result
 from ..style_images import NO_PREDICTOR, PredictorSession
 from ..styling import check_model_args, engine_from_args, stylizer_from_args
@@ -72,7 +72,9 @@ The output has the working size (longer side --size, aspect kept).
 
 Which style? --sheet SHEET (nst-image PHOTO --sheet SHEET.png) renders PHOTO in every style
 of the model as one labelled contact sheet, the original first; with --style-dir DIR also in
-the style of each picture in DIR (a model with a style predictor).
+the style of each picture in DIR (a model with a style predictor). With --compare DIR [DIR ...]
+it puts models side by side instead: one row per model (--model first), the same style in
+the same column; --sheet-styles picks which styles (default: every style all of them have).
 
 Photos as they come: a phone's portrait photo (EXIF orientation) is stylised upright, at the
 size it is seen. A transparent PNG, WebP or TIFF keeps its alpha channel: the colour is
@@ -92,6 +94,7 @@ examples:
   nst-image photo.jpg out.jpg --style-image painting.jpg --strength 0.5   # halfway from the photo's own style
   nst-image photo.jpg --sheet sheet.jpg --max-side 1024                   # every style, to choose from
   nst-image photo.jpg --sheet sheet.jpg --style-dir paintings/ --model DIR # and each of your paintings
+  nst-image photo.jpg --sheet cmp.jpg --compare weights/fast --sheet-styles starry wave  # default vs fast
   nst-image logo.png wave logo_wave.png --keep-colours                    # transparency and colours kept
   nst-image demo:scene demo:swirls out.png --size 256 --steps 100 --vgg VGG_FILE   # Gatys, built-in pictures
   nst-image photo.jpg starry.jpg out.png --vgg ~/models/vgg19-dcbb9e9d.pth
@@ -136,6 +139,10 @@ def make_image_parser() -> argparse.ArgumentParser:
                        help="write CONTENT in every style of the model, labelled, the original first, to the image SHEET")
     sheet.add_argument("--style-dir", type=Path, metavar="DIR", default=None,
                        help="with --sheet: also a tile for each picture in DIR, its predicted style (a model with a style predictor)")
+    sheet.add_argument("--compare", type=Path, nargs="+", metavar="DIR", default=None,
+                       help="with --sheet: other model folders, one row each under --model's, the same style in each column")
+    sheet.add_argument("--sheet-styles", nargs="+", metavar="NAME", default=None,
+                       help="with --sheet --compare: the styles to show (default: every style all the models have)")
     sheet.add_argument("--tile", type=whole_number(64, " of pixels"), default=DEFAULT_TILE, metavar="PX",
                        help=f"with --sheet: longer side of each tile (default {DEFAULT_TILE})")
     return p
@@ -150,7 +157,9 @@ def _read_input(arg: str, what: str, min_side: int = MIN_SIDE) -> Picture:
 
 def _body(args: argparse.Namespace) -> int:
     if args.sheet is not None:
-        return _run_sheet(args)
+        return _run_compare(args) if args.compare else _run_sheet(args)
+    if args.compare or args.sheet_styles:
+        raise UsageError("--compare and --sheet-styles go with --sheet (nst-image PHOTO --sheet SHEET --compare DIR)")
     if args.style_dir is not None:
         raise UsageError("--style-dir goes with --sheet (nst-image PHOTO --sheet SHEET --style-dir DIR)")
     if args.style_arg is None:
@@ -282,8 +291,8 @@ def _predict_pictures(predictor: PredictorSession, files: list[Path]) -> tuple[l
     return pictures, failed
 
 
-def _run_sheet(args: argparse.Namespace) -> int:
-    """--sheet: CONTENT in every style of the model (and of each picture of --style-dir), labelled."""
+def _check_sheet_args(args: argparse.Namespace) -> tuple[Path, tuple[Path, ...]]:
+    """The checks every --sheet run makes before any work; returns (SHEET, the inputs it must not overwrite)."""
     if args.style_arg is not None:
         raise UsageError("--sheet shows every style of the model: give only the photo (nst-image PHOTO --sheet SHEET)")
     if args.style is not None or args.mix or args.style_image is not None:
@@ -296,6 +305,43 @@ def _run_sheet(args: argparse.Namespace) -> int:
     check_model_args(args)
     inputs = () if args.content in DEMO_IMAGES else (content,)
     check_output_path(sheet, overwrite=args.overwrite, inputs=inputs)
+    return sheet, inputs
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    """--sheet --compare: CONTENT in the same styles of several models, one row per model."""
+    if args.style_dir is not None:
+        raise UsageError("--style-dir and --compare do not go together (one sheet shows pictures, the other models)")
+    sheet, inputs = _check_sheet_args(args)
+    models = [load_model(args.model), *(load_model(d) for d in args.compare)]
+    common = [n for n in models[0].style_names if all(n in m.style_names for m in models[1:])]
+    styles = args.sheet_styles or common
+    for m in models:
+        missing = [n for n in styles if n not in m.style_names]
+        if missing:
+            raise UsageError(f"{m.path}: no style named {missing[0]!r}; this model has: {', '.join(m.style_names)}")
+    if not styles:
+        raise UsageError("the models have no style name in common: name some with --sheet-styles")
+    labels = [m.path.name for m in models]
+    if len(set(labels)) < len(labels):  # two folders of one name: tell them apart by their parents
+        labels = [f"{m.path.parent.name}/{m.path.name}" for m in models]
+    photo = _read_input(args.content, "photo", min_side=1)
+    with contextlib.ExitStack() as stack:
+        engines = [(label, stack.enter_context(StyleEngine(m, device=args.device, max_side=args.max_side)))
+                   for label, m in zip(labels, models, strict=True)]
+        image = compare_sheet(engines, photo.bgr, styles, strength=args.strength, keep_colors=args.keep_colors,
+                              tile_side=args.tile, progress=False if args.quiet else None)
+    write_image(sheet, image, overwrite=args.overwrite, inputs=inputs)
+    log.info("wrote %s: %s in %d styles of %s", sheet, Path(args.content).name, len(styles), ", ".join(labels))
+    return 0
+
+
+def _run_sheet(args: argparse.Namespace) -> int:
+    """--sheet: CONTENT in every style of the model (and of each picture of --style-dir), labelled."""
+    if args.sheet_styles:
+        raise UsageError("--sheet-styles goes with --compare; a sheet of one model shows every style")
+    sheet, inputs = _check_sheet_args(args)
+    content = Path(args.content)
     photo = _read_input(args.content, "photo", min_side=1)
     files = list_images(args.style_dir) if args.style_dir is not None else []
     model = load_model(args.model)
