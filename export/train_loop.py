@@ -114,8 +114,9 @@ def save_run(run: Run, out: Path, settings: TrainSettings, recipe_desc: str) -> 
 
 
 def _preview(run: Run, content: torch.Tensor, style_images: list[torch.Tensor], path: Path) -> None:
-    """A grid: a header row with the style images, then one row per content crop: the crop and
-    its stylisation with each style (the last 8 styles at most)."""
+    """A grid: a header row with the style images (left out when there are none, as in
+    distillation), then one row per content crop: the crop and its stylisation with each style
+    (the last 8 styles at most)."""
     side = content.shape[-1]
     blank = np.full((side, side, 3), 255, np.uint8)
     n_frozen = len(run.frozen_styles)
@@ -126,7 +127,7 @@ def _preview(run: Run, content: torch.Tensor, style_images: list[torch.Tensor], 
         for i in shown:  # frozen styles (add-style) have no style image at hand
             img = style_images[i - n_frozen] if i >= n_frozen else None
             header.append(blank if img is None else cv2.resize(tensor_to_bgr(img), (side, side), interpolation=cv2.INTER_AREA))
-        rows = [np.concatenate(header, axis=1)]
+        rows = [np.concatenate(header, axis=1)] if any(h is not blank for h in header[1:]) else []
         for c in content:
             row = [tensor_to_bgr(c)] + [tensor_to_bgr(run.net(c[None], vectors[i][None]).float()) for i in shown]
             rows.append(np.concatenate(row, axis=1))

@@ -68,3 +68,11 @@ def test_cli_refuses_styles_with_a_teacher(tiny_model_dir: Path, photos: Path, t
     code = train_main(["--teacher", str(tiny_model_dir), "--content-dir", str(photos), "--out", str(tmp_path / "o"),
                        "--arch-config", '{"chanels": 8}'])
     assert code == 2 and "do not fit the fast architecture" in capsys.readouterr().err
+
+
+def test_distill_previews_have_no_empty_style_row(tiny_model_dir: Path, photos: Path, tmp_path: Path) -> None:
+    """Distillation has no style images, so its previews are only the rows of crops: 3 crops, each
+    with its 3 styles beside it (a blank header row used to waste a quarter of the sheet)."""
+    distill(tiny_model_dir, photos, tmp_path / "p", replace(SETTINGS, steps=2, preview_every=2), device="cpu", progress=False)
+    sheet = cv2.imread(str(tmp_path / "p" / "previews" / "step_000002.png"))
+    assert sheet.shape == (3 * 32, 4 * 32, 3)

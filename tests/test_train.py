@@ -74,7 +74,9 @@ def test_three_steps_then_resume_equals_uninterrupted(data, vgg, tmp_path: Path)
     # training changed the network and each style vector away from the identity start
     ck = load_checkpoint(straight)
     assert not torch.equal(ck.styles[0], ck.styles[1])
-    assert (straight / "previews" / "step_000002.png").is_file()
+    preview = cv2.imread(str(straight / "previews" / "step_000002.png"))
+    side = preview.shape[1] // 3  # the crop and its 2 styles per row
+    assert preview.shape[0] == (1 + 3) * side  # the style images' header row, then the 3 photos' rows
     assert ck.info["settings"]["size"] == 32 and ck.info["styles"][1]["weight"] == 2.0
 
 
