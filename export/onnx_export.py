@@ -111,7 +111,7 @@ def _to_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str
     return program.model_proto
 
 
-def _save(model: Any, path: Path, metadata: dict[str, str]) -> Path:
+def save_graph(model: Any, path: Path, metadata: dict[str, str]) -> Path:
     """Write ``model`` with ``metadata`` as its metadata_props, as one self-contained file."""
     import onnx
 
@@ -132,7 +132,7 @@ def export_graph(net: StyleNetwork, path: Path, *, half: bool, metadata: dict[st
     dims = {1: torch.export.Dim("H", min=C.MIN_SIDE), 2: torch.export.Dim("W", min=C.MIN_SIDE)}
     model = _to_onnx(wrapper, (frame, style), [C.INPUT_FRAME, C.INPUT_STYLE], [C.OUTPUT_STYLIZED], {"frame": dims, "style": None})
     _name_output_dims(model)
-    return _save(model, path, metadata)
+    return save_graph(model, path, metadata)
 
 
 class PredictorWrapper(nn.Module):
@@ -153,7 +153,7 @@ def export_predictor_graph(predictor: StylePredictor, path: Path, *, metadata: d
     image = torch.zeros(1, 96, 80, 3, dtype=torch.uint8)
     dims = {1: torch.export.Dim("H", min=C.PREDICTOR_MIN_SIDE), 2: torch.export.Dim("W", min=C.PREDICTOR_MIN_SIDE)}
     model = _to_onnx(PredictorWrapper(predictor), (image,), [C.INPUT_STYLE_IMAGE], [C.OUTPUT_STYLE], {"style_image": dims})
-    return _save(model, path, metadata)
+    return save_graph(model, path, metadata)
 
 
 def predictor_parity_check(predictor: StylePredictor, graph: Path, seed: int = 0) -> float:

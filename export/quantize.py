@@ -115,13 +115,9 @@ def quantize_graph(fp32_graph: Path, out: Path, styles: np.ndarray, frames: Sequ
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                     calibrate_method=CalibrationMethod.Percentile, extra_options={"CalibPercentile": CALIBRATION_PERCENTILE},
                     nodes_to_exclude=[first_conv])
-    model = onnx.load(str(raw))
-    del model.metadata_props[:]
-    for key, value in metadata.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(model)
-    onnx.save_model(model, str(out), save_as_external_data=False)
+    from .onnx_export import save_graph  # here: onnx_export imports this module
+
+    save_graph(onnx.load(str(raw)), out, metadata)
     for leftover in (prepared, raw):
         leftover.unlink(missing_ok=True)
     return out
