@@ -1,5 +1,5 @@
-"""The model folder that ships: it loads, holds the promised styles, runs, and names nothing of the
-machine it was made on."""
+"""The model folders that ship (``default``, and ``fast``, distilled from it for CPUs): each loads,
+holds the promised styles, runs, and names nothing of the machine it was made on."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ import pytest
 
 from stylecast.realtime.demo import demo_scene
 from stylecast.realtime.model_folder import load_model_folder
-from stylecast.weights import bundled_model_dir
+from stylecast.weights import DEFAULT_MODEL, FAST_MODEL, bundled_model_dir
 
 REQUIRED = {"starry", "wave", "scream", "shipwreck"}
 
 
-@pytest.fixture(scope="module")
-def model():
-    folder = bundled_model_dir()
+@pytest.fixture(scope="module", params=[DEFAULT_MODEL, FAST_MODEL])
+def model(request):
+    folder = bundled_model_dir(request.param)
     if not (folder / "manifest.json").is_file():
-        pytest.fail("weights/default is missing: the bundled model must ship")
+        pytest.fail(f"weights/{request.param} is missing: the bundled model must ship")
     return load_model_folder(folder)  # hashes, graphs and contract checked
 
 
@@ -30,12 +30,18 @@ def test_bundled_model_has_the_promised_styles(model) -> None:
     assert model.manifest["network"]["file"] in model.manifest["files"]  # --from can start from it
 
 
+def test_the_fast_model_has_every_style_of_the_default_one() -> None:
+    default, fast = load_model_folder(bundled_model_dir(DEFAULT_MODEL)), load_model_folder(bundled_model_dir(FAST_MODEL))
+    assert fast.style_names == default.style_names  # its teacher's styles, in the same order
+    assert fast.manifest["architecture"] == "fast" and fast.style_dim < default.style_dim
+
+
 def test_bundled_manifest_names_nothing_of_the_training_machine(model) -> None:
     text = (model.path / "manifest.json").read_text(encoding="utf-8")
     absolute = re.findall(r'"(/[^"]*|[A-Za-z]:\\\\[^"]*|~[^"]*)"', text)
     assert absolute == []
     record = json.loads(text)["provenance"]
-    for style in record["training"]["base_info"]["styles"] + record["training"]["styles"]:
+    for style in record["training"].get("base_info", {}).get("styles", []) + record["training"].get("styles", []):
         assert "/" not in style["path"] and "\\" not in style["path"]
 
 
