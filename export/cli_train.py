@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--add-style", metavar="IMG[:W]", help="learn one new style for the network of --from, all shared weights frozen")
     what.add_argument("--from", dest="base", type=Path, metavar="DIR",
                       help="a checkpoint or a model folder (e.g. the bundled weights/default): with --add-style the network "
-                           "to extend; otherwise the network weights a new run starts from (warm start)")
+                           "to extend; with --teacher the student to start from (e.g. weights/fast: its network and "
+                           "its vectors for the teacher's styles); otherwise the network weights a new run starts from (warm start)")
     what.add_argument("--name", help="with --add-style: the new style's name (default: the file name)")
     what.add_argument("--evaluate", action="store_true",
                       help="train nothing: score the network of --from on its held-out photos (those its run recorded, "
@@ -146,8 +147,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} must be a fraction from 0 to 1, got {value:g}")
     time_limit = parse_duration(args.time_limit) if args.time_limit else None
     distilling = args.teacher is not None or (args.resume and _mode_of(args.out) == "distill")
-    if distilling and (args.styles or adding or args.base is not None):
-        raise UsageError("--teacher takes its styles from the teacher: leave out --styles, --add-style and --from")
+    if distilling and (args.styles or adding):
+        raise UsageError("--teacher takes its styles from the teacher: leave out --styles and --add-style")
     _positive("--gram-weight", args.gram_weight, 0)
     arch_config = _arch_config(args.arch_config)
     if adding and args.styles:
@@ -194,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         from .distill import distill
 
         out = distill(args.teacher, args.content_dir, args.out, settings, gram_weight=args.gram_weight, device=args.device,
-                      resume=args.resume, progress=progress, time_limit=time_limit)
+                      resume=args.resume, progress=progress, time_limit=time_limit, base=args.base)
     elif adding:
         spec = parse_style_spec(args.add_style)
         if args.name:

@@ -67,9 +67,14 @@ def distill(
     resume: bool = False,
     progress: bool | None = None,
     time_limit: float | None = None,
+    base: Path | None = None,
 ) -> Path:
     """Distil (or resume distilling) the network of ``teacher_dir`` (a model folder with its PyTorch
-    weights, or a checkpoint) into a student of ``settings.arch``; returns the checkpoint ``out``."""
+    weights, or a checkpoint) into a student of ``settings.arch``; returns the checkpoint ``out``.
+
+    ``base``: a student to start from (a model folder with its PyTorch weights, such as
+    ``weights/fast``, or a checkpoint) instead of a fresh network: its architecture and weights,
+    and its vectors for the teacher's styles (it must have every one of them)."""
     out = Path(out)
     dev = resolve_device(device)
     previous = check_out(out, resume, "distill")
@@ -81,6 +86,8 @@ def distill(
         gram_weight = float(saved.get("gram_weight", gram_weight))
     if teacher_dir is None:
         raise UsageError("--teacher MODEL_DIR is needed: the trained model folder to distil")
+    if base is not None and previous is not None:
+        raise UsageError("--from starts a new distillation; --resume continues one: use one of them")
     if content_dir is None:
         raise UsageError("--content-dir is needed: a folder of photos to learn from")
     teacher = load_network_source(teacher_dir)
@@ -92,12 +99,21 @@ def distill(
 
     content = content_crops(content_dir, settings, dev)
     torch.manual_seed(settings.seed)
-    student = build_network(settings.arch, settings.arch_config).to(dev)
+    start = load_network_source(base) if base is not None else None
+    if start is not None:
+        missing = [n for n in names if n not in start.style_names]
+        if missing:
+            raise UsageError(f"--from {base}: it has no vector for the teacher's style {missing[0]!r}")
+        settings = replace(settings, arch=start.net.arch_name)
+    student = (start.net if start is not None else build_network(settings.arch, settings.arch_config)).to(dev)
     settings = replace(settings, arch_config=student.config())
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
         student = student.to(memory_format=torch.channels_last)
     vectors = torch.nn.Parameter(student.identity_style(len(names)).to(dev))
+    if start is not None:
+        with torch.no_grad():
+            vectors.copy_(torch.stack([start.styles[start.style_names.index(n)] for n in names]).to(dev))
     opt = torch.optim.Adam([*student.parameters(), vectors], lr=settings.lr)
     run = Run(student, torch.zeros(0, student.style_dim), vectors, names, specs, opt, 0, {})
     if previous is not None:
@@ -114,6 +130,7 @@ def distill(
             "teacher_path": str(Path(teacher_dir).resolve()),
             "teacher_architecture": teacher.net.arch_name,
             "gram_weight": gram_weight,
+            "started_from": Path(base).name if base is not None else None,
             "content_dir": str(Path(content_dir).resolve()),
             "content_photos": len(content),
             "held_out_photos": content.held_out_names,

@@ -76,3 +76,23 @@ def test_distill_previews_have_no_empty_style_row(tiny_model_dir: Path, photos: 
     distill(tiny_model_dir, photos, tmp_path / "p", replace(SETTINGS, steps=2, preview_every=2), device="cpu", progress=False)
     sheet = cv2.imread(str(tmp_path / "p" / "previews" / "step_000002.png"))
     assert sheet.shape == (3 * 32, 4 * 32, 3)
+
+
+def test_a_distillation_can_start_from_a_shipped_student(tiny_model_dir: Path, photos: Path, tmp_path: Path) -> None:
+    """--teacher with --from: the student starts from a model folder's network and its vectors
+    (the way to continue weights/fast when the run's checkpoint is gone)."""
+    from stylecast.export.onnx_export import export_model_folder
+    from stylecast.realtime.errors import UsageError
+
+    distill(tiny_model_dir, photos, tmp_path / "s", replace(SETTINGS, steps=3), device="cpu", progress=False)
+    export_model_folder(load_checkpoint(tmp_path / "s"), tmp_path / "student", fp16=False, overwrite=False)
+    again = distill(tiny_model_dir, photos, tmp_path / "again", replace(SETTINGS, steps=1, lr=1e-12, arch="johnson"),
+                    device="cpu", progress=False, base=tmp_path / "student")
+    a, b = load_checkpoint(tmp_path / "s"), load_checkpoint(again)
+    assert b.net.arch_name == "fast" and b.info["started_from"] == "student"  # the base's architecture, not --arch
+    assert torch.allclose(a.styles, b.styles, atol=1e-6)
+    for k, v in a.net.state_dict().items():
+        assert torch.allclose(v, b.net.state_dict()[k], atol=1e-6), k
+    with pytest.raises(UsageError, match="--resume"):
+        distill(tiny_model_dir, photos, tmp_path / "again", replace(SETTINGS, steps=2), device="cpu", progress=False,
+                resume=True, base=tmp_path / "student")
