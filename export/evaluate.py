@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from stylecast.realtime.errors import UsageError
-from stylecast.realtime.images import list_images, read_image
+from stylecast.realtime.images import cover_crop, list_images, read_image
 
 from .checkpoint import Checkpoint
 from .data import load_style_image
@@ -55,17 +55,7 @@ def held_out_files(content_dir: Path, names: list[str]) -> list[Path]:
 
 def centre_crops(files: list[Path], size: int) -> torch.Tensor:
     """Each photo scaled so its shorter side is ``size``, centre-cropped square: float RGB [N, 3, size, size]."""
-    import cv2
-
-    crops = []
-    for f in files:
-        img = read_image(f, what="held-out photo")
-        h, w = img.shape[:2]
-        s = size / min(h, w)
-        img = cv2.resize(img, (max(size, round(w * s)), max(size, round(h * s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
-        y, x = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
-        crops.append(bgr_to_tensor(img[y : y + size, x : x + size]))
-    return torch.cat(crops)
+    return torch.cat([bgr_to_tensor(cover_crop(read_image(f, what="held-out photo"), size, size)) for f in files])
 
 
 @torch.no_grad()

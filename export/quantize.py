@@ -23,13 +23,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from stylecast.realtime import contract as C
 from stylecast.realtime.demo import demo_scene
 from stylecast.realtime.errors import ParityError
-from stylecast.realtime.images import list_images, read_image
+from stylecast.realtime.images import cover_crop, list_images, read_image
 
 log = logging.getLogger("stylecast.export")
 
@@ -56,15 +55,6 @@ class Int8Report:
     frames: int  # calibration frames used
 
 
-def _fit(image: np.ndarray, h: int, w: int) -> np.ndarray:
-    """``image`` scaled to cover h x w and centre-cropped to it."""
-    ih, iw = image.shape[:2]
-    s = max(h / ih, w / iw)
-    image = cv2.resize(image, (max(w, round(iw * s)), max(h, round(ih * s))), interpolation=cv2.INTER_AREA)
-    y, x = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
-    return np.ascontiguousarray(image[y:y + h, x:x + w])
-
-
 def calibration_frames(folder: Path | None, count: int = CALIBRATION_FRAMES) -> list[np.ndarray]:
     """``count`` BGR uint8 frames of CALIBRATION_SIZE: photos spread evenly over ``folder``, or,
     without one, generated demo scenes at different moments."""
@@ -73,7 +63,7 @@ def calibration_frames(folder: Path | None, count: int = CALIBRATION_FRAMES) -> 
         return [demo_scene(w, h, t=0.37 * i) for i in range(count)]
     photos = list_images(folder)  # InputFileError when there are none
     picks = [photos[round(i * (len(photos) - 1) / max(1, count - 1))] for i in range(min(count, len(photos)))]
-    return [_fit(read_image(p, what="calibration picture"), h, w) for p in picks]
+    return [cover_crop(read_image(p, what="calibration picture"), h, w) for p in picks]
 
 
 def _check_frames(seed: int = 7) -> list[np.ndarray]:

@@ -137,6 +137,17 @@ def read_picture(path: Path | str, *, min_side: int = 1, what: str = "image") ->
     return picture
 
 
+def cover_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``image`` scaled (aspect kept) until it covers ``height`` x ``width``, then centre-cropped to
+    exactly that size; area interpolation when shrinking, cubic when enlarging."""
+    ih, iw = image.shape[:2]
+    s = max(height / ih, width / iw)
+    scaled = cv2.resize(image, (max(width, round(iw * s)), max(height, round(ih * s))),
+                        interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    y, x = (scaled.shape[0] - height) // 2, (scaled.shape[1] - width) // 2
+    return np.ascontiguousarray(scaled[y:y + height, x:x + width])
+
+
 def read_image(path: Path | str, *, min_side: int = 1, what: str = "image") -> np.ndarray:
     """Read an image file as BGR uint8 [H, W, 3], upright, transparent parts on NEUTRAL_GREY,
     grey expanded (``read_picture(...).bgr``). InputFileError as ``read_picture``."""
