@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,8 +33,10 @@ from stylecast.realtime.model_folder import load_model_folder, write_manifest, w
 from .checkpoint import Checkpoint, save_network
 from .predictor import StylePredictor, load_predictor
 from .provenance import environment, public_record
-from .quantize import Int8Report, calibration_frames, export_int8
 from .transformer import StyleNetwork
+
+if TYPE_CHECKING:
+    from .quantize import Int8Report
 
 log = logging.getLogger("stylecast.export")
 
@@ -194,6 +196,14 @@ def _export_predictor(predictor: StylePredictor, path: Path, meta_common: dict[s
     return diff
 
 
+def parity_frame(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A smooth colour ramp with some noise, BGR uint8 [h, w, 3]: closer to photos than pure noise,
+    still covering 0..255."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx / w, yy / h, (xx + yy) / (h + w)], axis=-1) * 255
+    return np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+
+
 def parity_check(net: StyleNetwork, graph: Path, styles: torch.Tensor, seed: int = 0) -> int:
     """Largest |ONNX Runtime - PyTorch fp32| in grey levels over PARITY_SIZES and up to two styles."""
     import onnxruntime as ort
@@ -206,9 +216,7 @@ def parity_check(net: StyleNetwork, graph: Path, styles: torch.Tensor, seed: int
     worst = 0
     for h, w in PARITY_SIZES:
         # A smooth image with some noise: closer to photos than pure noise, still covers 0..255.
-        yy, xx = np.mgrid[0:h, 0:w]
-        base = np.stack([xx / w, yy / h, (xx + yy) / (h + w)], axis=-1) * 255
-        frame = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)[None]
+        frame = parity_frame(h, w, rng)[None]
         for vec in styles[:2]:
             style = vec[None].float().numpy()
             got = session.run(None, {C.INPUT_FRAME: frame, C.INPUT_STYLE: style})[0]
@@ -269,6 +277,8 @@ def export_model_folder(
                     f"(allowed {TOLERANCE[precision]}); nothing was written to {outdir}"
                 )
         if int8:
+            from .quantize import calibration_frames, export_int8  # only this path needs onnxruntime.quantization
+
             log.info("exporting the int8 graph (calibrating on %s)...", "the given frames" if calibration else "generated scenes")
             work = tmp / ".int8-work"
             int8_report = export_int8(tmp / C.GRAPH_FP32, tmp / C.GRAPH_INT8, styles.numpy(),

@@ -30,6 +30,8 @@ from stylecast.realtime.demo import demo_scene
 from stylecast.realtime.errors import ParityError
 from stylecast.realtime.images import cover_crop, list_images, read_image
 
+from .onnx_export import parity_frame, save_graph
+
 log = logging.getLogger("stylecast.export")
 
 INT8_MIN_PSNR = 32.0
@@ -69,11 +71,7 @@ def calibration_frames(folder: Path | None, count: int = CALIBRATION_FRAMES) -> 
 def _check_frames(seed: int = 7) -> list[np.ndarray]:
     """Frames the int8 graph is judged on: two generated scenes not used in calibration, and a
     smooth noisy frame of odd size."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:97, 0:131]
-    base = np.stack([xx / 131, yy / 97, (xx + yy) / 228], axis=-1) * 255
-    noisy = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
-    return [demo_scene(640, 360, t=2.9), demo_scene(320, 180, t=1.3), noisy]
+    return [demo_scene(640, 360, t=2.9), demo_scene(320, 180, t=1.3), parity_frame(97, 131, np.random.default_rng(seed))]
 
 
 def _feeds(frames: Sequence[np.ndarray], styles: np.ndarray) -> Iterator[dict[str, np.ndarray]]:
@@ -105,8 +103,6 @@ def quantize_graph(fp32_graph: Path, out: Path, styles: np.ndarray, frames: Sequ
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                     calibrate_method=CalibrationMethod.Percentile, extra_options={"CalibPercentile": CALIBRATION_PERCENTILE},
                     nodes_to_exclude=[first_conv])
-    from .onnx_export import save_graph  # here: onnx_export imports this module
-
     save_graph(onnx.load(str(raw)), out, metadata)
     for leftover in (prepared, raw):
         leftover.unlink(missing_ok=True)
