@@ -96,8 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--teacher", type=Path, metavar="MODEL_DIR",
                       help="distil: train a small student (--arch fast) to reproduce every style of this trained model "
                            "folder (pixel loss against the teacher's output; no VGG, so steps are cheap)")
-    how.add_argument("--gram-weight", type=float, default=0.0, metavar="W",
-                     help="with --teacher: add W x a Gram-matrix term on 4x pooled pixels (default 0)")
+    how.add_argument("--texture-weight", type=float, default=0.0, metavar="W",
+                     help="with --teacher: add W x a texture term, the Gram distance (VGG, as the style loss) of the "
+                          "student's output to the teacher's; keeps brush strokes the pixel loss smooths away. "
+                          "Needs --vgg or $NST_VGG (default 0: pixel loss only, no VGG)")
     return p
 
 
@@ -149,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     distilling = args.teacher is not None or (args.resume and _mode_of(args.out) == "distill")
     if distilling and (args.styles or adding):
         raise UsageError("--teacher takes its styles from the teacher: leave out --styles and --add-style")
-    _positive("--gram-weight", args.gram_weight, 0)
+    _positive("--texture-weight", args.texture_weight, 0)
     arch_config = _arch_config(args.arch_config)
     if adding and args.styles:
         raise UsageError("--styles and --add-style cannot be combined")
@@ -194,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     if distilling:
         from .distill import distill
 
-        out = distill(args.teacher, args.content_dir, args.out, settings, gram_weight=args.gram_weight, device=args.device,
+        out = distill(args.teacher, args.content_dir, args.out, settings, vgg=args.vgg, texture_weight=args.texture_weight, device=args.device,
                       resume=args.resume, progress=progress, time_limit=time_limit, base=args.base)
     elif adding:
         spec = parse_style_spec(args.add_style)

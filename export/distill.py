@@ -3,10 +3,13 @@
 ``distill`` trains a student (by default the space-to-depth ``fast`` architecture) on random
 content crops; each sample draws one of the teacher's styles, the teacher stylises the crop
 (no gradients), and the student, with its own vector for that style, is trained to match it
-with a pixel loss (mean absolute error). No VGG runs: a step costs the teacher's forward pass
-and the student's forward and backward pass, a fraction of a perceptual-loss step. Optionally
-``gram_weight`` adds a Gram-matrix term on 4x average-pooled pixels of student and teacher
-(colour co-occurrence at low resolution, cheap).
+with a pixel loss (mean absolute error). Without a texture term no VGG runs: a step costs the
+teacher's forward pass and the student's forward and backward pass, a fraction of a
+perceptual-loss step. The pixel loss alone averages what the student cannot place exactly (fine
+brush strokes come out smoothed); ``texture_weight`` adds a texture term: the Gram matrices of the
+student's output against those of the teacher's output, on the same VGG taps and pyramid
+levels as the training's style loss (``losses.PerceptualLoss``), so the student is also asked to
+reproduce the teacher's stroke statistics where it cannot reproduce the strokes one by one.
 
 Checkpoints, resume, the time limit, SIGTERM and previews come from the shared training loop
 (``train_loop.py``); the checkpoint's mode is "distill".
@@ -19,26 +22,43 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from stylecast.realtime.errors import UsageError
 
 from .checkpoint import Checkpoint, load_network_source
-from .losses import gram
+from .losses import PerceptualLoss, grid_offsets
 from .provenance import environment
 from .tensors import resolve_device
 from .train_loop import Objective, Run, check_out, content_crops, loop, restore_optimizer
 from .train_settings import StyleSpec, TrainSettings
 from .transformer import build_network
+from .vgg import VGGFeatures, load_vgg, resolve_vgg_path
 
 log = logging.getLogger("stylecast.distill")
 
 DEFAULT_STUDENT = "fast"
 
 
-def distill_objective(teacher: Checkpoint, gram_weight: float = 0.0) -> Objective:
-    """Mean absolute difference between student and teacher outputs, plus ``gram_weight`` times
-    the squared difference of Gram matrices of the 4x pooled outputs."""
+def texture_loss(vgg: VGGFeatures, settings: TrainSettings) -> PerceptualLoss:
+    """The style part of the training recipe for ``vgg`` (its style taps and pyramid levels),
+    unweighted, without content or TV terms: the distillation's texture term."""
+    recipe, _ = settings.recipe(vgg)
+    return PerceptualLoss(vgg, recipe.replace(content_layers={}, content_weight=0.0, style_weight=1.0, tv_weight=0.0))
+
+
+GRID_WEIGHT = 20.0
+"""Weight of the grid guard that comes with the texture term (see :func:`distill_objective`)."""
+
+
+def distill_objective(teacher: Checkpoint, texture: PerceptualLoss | None = None, texture_weight: float = 0.0,
+                      stride: int = 1) -> Objective:
+    """Mean absolute difference between student and teacher outputs, plus ``texture_weight``
+    times the Gram distance of the student's output to the teacher's (``texture``).
+
+    The texture term rewards fine detail, which a space-to-depth student (``stride`` > 1) can
+    fake with a pixel-shuffle checkerboard; so with it comes a guard, ``GRID_WEIGHT`` times
+    :func:`losses.grid_offsets` of the difference to the teacher (the teacher's own pattern is
+    not penalised)."""
     net, vectors = teacher.net, teacher.styles
 
     def objective(x: torch.Tensor, idx: torch.Tensor, y: torch.Tensor, style: torch.Tensor,
@@ -48,9 +68,12 @@ def distill_objective(teacher: Checkpoint, gram_weight: float = 0.0) -> Objectiv
         diff = (y.float() - target).abs()
         terms = {"pixel": diff.mean(), "per_sample": diff.mean(dim=(1, 2, 3)).detach()}
         total = terms["pixel"]
-        if gram_weight > 0:
-            terms["gram"] = (gram(F.avg_pool2d(y.float(), 4)) - gram(F.avg_pool2d(target, 4))).pow(2).mean()
-            total = total + gram_weight * terms["gram"]
+        if texture is not None and texture_weight > 0:
+            terms["texture"] = texture(y.float(), None, texture.style_targets(target))["style"]
+            total = total + texture_weight * terms["texture"]
+            if stride > 1:
+                terms["grid"] = grid_offsets(y.float() - target, stride)
+                total = total + GRID_WEIGHT * terms["grid"]
         return total, terms
 
     return objective
@@ -62,7 +85,8 @@ def distill(
     out: Path,
     settings: TrainSettings,
     *,
-    gram_weight: float = 0.0,
+    vgg: str | None = None,
+    texture_weight: float = 0.0,
     device: str = "auto",
     resume: bool = False,
     progress: bool | None = None,
@@ -74,7 +98,10 @@ def distill(
 
     ``base``: a student to start from (a model folder with its PyTorch weights, such as
     ``weights/fast``, or a checkpoint) instead of a fresh network: its architecture and weights,
-    and its vectors for the teacher's styles (it must have every one of them)."""
+    and its vectors for the teacher's styles (it must have every one of them).
+
+    ``texture_weight``: the weight of the texture term (see the module's doc; 0 = off). It loads
+    the VGG weights of ``vgg`` (a path; None = the NST_VGG environment variable)."""
     out = Path(out)
     dev = resolve_device(device)
     previous = check_out(out, resume, "distill")
@@ -83,13 +110,14 @@ def distill(
         settings = replace(TrainSettings(**saved["settings"]), steps=settings.steps)
         teacher_dir = teacher_dir or Path(saved["teacher_path"])
         content_dir = content_dir or Path(saved["content_dir"])
-        gram_weight = float(saved.get("gram_weight", gram_weight))
+        texture_weight = float(saved.get("texture_weight", texture_weight))
     if teacher_dir is None:
         raise UsageError("--teacher MODEL_DIR is needed: the trained model folder to distil")
     if base is not None and previous is not None:
         raise UsageError("--from starts a new distillation; --resume continues one: use one of them")
     if content_dir is None:
         raise UsageError("--content-dir is needed: a folder of photos to learn from")
+    features = load_vgg(resolve_vgg_path(vgg)) if texture_weight > 0 else None
     teacher = load_network_source(teacher_dir)
     teacher.net.requires_grad_(False)
     teacher.net.to(dev).eval()
@@ -129,7 +157,7 @@ def distill(
             "teacher": Path(teacher_dir).name,
             "teacher_path": str(Path(teacher_dir).resolve()),
             "teacher_architecture": teacher.net.arch_name,
-            "gram_weight": gram_weight,
+            "texture_weight": texture_weight,
             "started_from": Path(base).name if base is not None else None,
             "content_dir": str(Path(content_dir).resolve()),
             "content_photos": len(content),
@@ -138,6 +166,9 @@ def distill(
         }
     log.info("distilling %s (%s, %d styles) into a %s network %s", teacher_dir, teacher.net.arch_name, len(names),
              student.arch_name, student.config())
-    recipe = f"distillation from {Path(teacher_dir).name}: pixel L1" + (f" + {gram_weight:g} x Gram(pool 4)" if gram_weight else "")
-    return loop(run, out=out, settings=settings, content=content, objective=distill_objective(teacher, gram_weight),
+    texture = texture_loss(features.to(dev), settings) if features is not None else None
+    recipe = f"distillation from {Path(teacher_dir).name}: pixel L1"
+    if texture is not None:
+        recipe += f" + {texture_weight:g} x texture (Gram distance to the teacher's output: {texture.recipe.describe()})"
+    return loop(run, out=out, settings=settings, content=content, objective=distill_objective(teacher, texture, texture_weight, student.stride),
                 style_images=[None] * len(names), device=dev, progress=progress, recipe_desc=recipe, time_limit=time_limit)

@@ -74,6 +74,18 @@ def tv_loss(x: Tensor) -> Tensor:
     return dv + dh
 
 
+def grid_offsets(x: Tensor, factor: int, window: int = 8) -> Tensor:
+    """How much ``x`` [B, C, H, W] (H, W multiples of ``factor``) carries a pattern that repeats
+    every ``factor`` pixels: the mean absolute deviation of each of the ``factor``x``factor``
+    sub-pixel positions' local means (over ``window``x``window`` cells) from their average. A
+    pixel-shuffle head's checkerboard (a fixed offset per sub-pixel) scores its amplitude; smooth
+    images and unaligned detail average out towards 0. Scalar."""
+    b, c = x.shape[:2]
+    cells = F.pixel_unshuffle(x, factor)  # [B, C*f*f, H/f, W/f]: one channel per sub-pixel position
+    means = F.avg_pool2d(cells, window).view(b, c, factor * factor, -1)
+    return (means - means.mean(dim=2, keepdim=True)).abs().mean()
+
+
 def pyramid(x: Tensor, levels: int) -> list[Tensor]:
     """[x, avgpool_2(x), avgpool_4(x), ...]: ``levels`` images, level k pooled by 2^k."""
     return [x if k == 0 else F.avg_pool2d(x, 2**k) for k in range(levels)]

@@ -96,3 +96,57 @@ def test_a_distillation_can_start_from_a_shipped_student(tiny_model_dir: Path, p
     with pytest.raises(UsageError, match="--resume"):
         distill(tiny_model_dir, photos, tmp_path / "again", replace(SETTINGS, steps=2), device="cpu", progress=False,
                 resume=True, base=tmp_path / "student")
+
+
+@pytest.fixture
+def vgg_file(tmp_path: Path) -> Path:
+    """A random, normalised-format VGG to relu3_1 (the taps the training recipe needs), as a file."""
+    from stylecast.export.vgg import VGGFeatures
+
+    vgg = VGGFeatures.random("relu3_1", seed=1)
+    state = {"preproc_1x1.weight": vgg.preproc.weight, "preproc_1x1.bias": vgg.preproc.bias}
+    for name, conv in vgg.convs.items():
+        state |= {f"{name}.weight": conv.weight, f"{name}.bias": conv.bias}
+    path = tmp_path / "vgg.pth"
+    torch.save(state, path)
+    return path
+
+
+def test_texture_term_and_its_grid_guard(tiny_model_dir: Path) -> None:
+    """The texture term is the Gram distance to the teacher's output (0 when the student matches
+    it); the guard scores a checkerboard of the student's stride in the difference only."""
+    from stylecast.export.distill import distill_objective, texture_loss
+    from stylecast.export.vgg import VGGFeatures
+
+    teacher = load_network_source(tiny_model_dir)
+    objective = distill_objective(teacher, texture_loss(VGGFeatures.random("relu3_1", seed=1), TrainSettings()), 100.0, stride=2)
+    x, idx = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2)), torch.tensor([0, 2])
+    with torch.no_grad():
+        same = teacher.net(x, teacher.styles[idx]).clamp(0, 1)
+    _, terms = objective(x, idx, same, teacher.styles[idx], torch.Generator())
+    assert float(terms["texture"]) < 1e-9 and float(terms["grid"]) < 1e-6 and float(terms["pixel"]) < 1e-6
+    checker = (torch.arange(32) % 2).float().view(1, 1, 1, 32) * 0.1  # +0.1 on odd columns
+    total, terms = objective(x, idx, same + checker, teacher.styles[idx], torch.Generator())
+    assert float(terms["grid"]) == pytest.approx(0.05, rel=0.05)  # sub-pixel offsets of +-0.05
+    assert float(terms["texture"]) > 0 and float(total) > float(terms["pixel"])
+
+
+def test_distill_with_texture_records_and_resumes_it(tiny_model_dir: Path, photos: Path, tmp_path: Path, vgg_file: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylecast.realtime.errors import UsageError
+
+    monkeypatch.delenv("NST_VGG", raising=False)
+    with pytest.raises(UsageError, match="no VGG weights"):
+        distill(tiny_model_dir, photos, tmp_path / "t", replace(SETTINGS, steps=1), device="cpu", progress=False, texture_weight=10.0)
+    whole = distill(tiny_model_dir, photos, tmp_path / "whole", replace(SETTINGS, steps=4), vgg=str(vgg_file),
+                    texture_weight=10.0, device="cpu", progress=False)
+    ckpt = load_checkpoint(whole)
+    assert ckpt.info["texture_weight"] == 10.0 and "texture" in ckpt.info["recipe"]
+    distill(tiny_model_dir, photos, tmp_path / "parts", replace(SETTINGS, steps=2), vgg=str(vgg_file), texture_weight=10.0,
+            device="cpu", progress=False)
+    monkeypatch.setenv("NST_VGG", str(vgg_file))  # the resumed run keeps its texture weight; the VGG comes from $NST_VGG
+    distill(None, None, tmp_path / "parts", replace(SETTINGS, steps=4), device="cpu", resume=True, progress=False)
+    parts = load_checkpoint(tmp_path / "parts")
+    assert torch.equal(ckpt.styles, parts.styles)
+    for k, v in ckpt.net.state_dict().items():
+        assert torch.equal(v, parts.net.state_dict()[k]), k

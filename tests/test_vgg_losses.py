@@ -30,6 +30,22 @@ def test_gram_of_known_tensor() -> None:
     assert torch.allclose(L.gram(f), torch.tensor([[[3.75, 0.75], [0.75, 0.25]]]))
 
 
+def test_grid_offsets_measure_a_pixel_shuffle_checkerboard() -> None:
+    """A pattern repeating every 4 pixels scores its mean absolute offset; a smooth ramp, a
+    pattern of another period and an offset the same at every sub-pixel score (almost) 0."""
+    offsets = torch.tensor([0.1, -0.1, 0.05, -0.05]).repeat(4).view(4, 4)  # mean 0, mean |.| 0.075
+    ramp = torch.linspace(0, 0.25, 64).view(1, 1, 1, 64).expand(2, 3, 64, 64)
+    checker = ramp + offsets.repeat(16, 16)
+    assert float(L.grid_offsets(checker, 4)) == pytest.approx(0.075, abs=6e-3)
+    assert float(L.grid_offsets(ramp, 4)) < 5e-3
+    assert float(L.grid_offsets(ramp + 0.2, 4)) < 5e-3
+    stripes = ramp + 0.1 * (torch.arange(64) % 3 == 0).float()  # period 3: no fixed offset per 4x4 position
+    assert float(L.grid_offsets(stripes, 4)) < 0.2 * float(L.grid_offsets(checker, 4))
+    x = checker.clone().requires_grad_()
+    L.grid_offsets(x, 4).backward()
+    assert float(x.grad.abs().sum()) > 0  # a loss term: it pushes the pattern out
+
+
 def test_content_and_tv_by_hand() -> None:
     a = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
     assert L.content_loss(a, torch.zeros_like(a)).item() == pytest.approx((1 + 4 + 9 + 16) / 4)
