@@ -22,49 +22,68 @@ DEMO_SECONDS, DEMO_FPS, DEMO_SIZE = 3.0, 24, (640, 360)
 CPU to stylise in well under a minute."""
 
 
-def demo_scene(width: int = 640, height: int = 360, t: float = 0.0) -> np.ndarray:
-    """A landscape with sky, sun, hills, a house and a tree; clouds drift and a ball bounces with ``t`` (s).
+class DemoScene:
+    """The moving scene at one size: a landscape with sky, sun, hills, a house and a tree; clouds
+    drift and a ball bounces with time.
 
-    Returns BGR uint8 [height, width, 3].
-    """
-    w, h = int(width), int(height)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    sky = np.empty((h, w, 3), np.float32)
-    v = yy / max(1, h - 1)
-    sky[..., 0] = 235 - 60 * v  # B
-    sky[..., 1] = 190 - 40 * v  # G
-    sky[..., 2] = 120 + 80 * v  # R: warmer towards the horizon
-    img = sky
-    s = min(w, h) / 360.0
-    # sun
-    cv2.circle(img, (int(0.78 * w), int(0.22 * h)), int(38 * s), (90, 220, 255), -1, cv2.LINE_AA)
-    # drifting clouds
-    for i, (cx, cy, r) in enumerate(((0.15, 0.18, 26), (0.45, 0.12, 20), (0.62, 0.28, 30))):
-        x = ((cx + 0.03 * t * (1 + 0.3 * i)) % 1.2 - 0.1) * w
-        for dx, dy, k in ((-1.0, 0.2, 0.8), (0.0, 0.0, 1.0), (1.0, 0.25, 0.75)):
-            cv2.circle(img, (int(x + dx * r * s), int(cy * h + dy * r * s)), int(k * r * s), (250, 250, 250), -1, cv2.LINE_AA)
-    # two layers of hills
-    for base, amp, freq, phase, color in ((0.62, 0.08, 2.1, 0.4, (60, 140, 70)), (0.75, 0.06, 3.3, 1.7, (40, 110, 50))):
-        ridge = h * (base + amp * np.sin(xx[0] / w * freq * math.pi + phase))
-        mask = yy >= ridge[None, :]
-        shade = 1.0 - 0.25 * (yy - ridge[None, :]) / h
-        for c in range(3):
-            img[..., c] = np.where(mask, color[c] * shade, img[..., c])
-    # a house and a tree
-    hx, hy, hw = int(0.22 * w), int(0.70 * h), int(70 * s)
-    cv2.rectangle(img, (hx, hy - hw), (hx + hw, hy), (70, 90, 200), -1)
-    roof = np.array([[hx - 8 * s, hy - hw], [hx + hw / 2, hy - hw - 40 * s], [hx + hw + 8 * s, hy - hw]], np.int32)
-    cv2.fillPoly(img, [roof], (40, 40, 120), cv2.LINE_AA)
-    cv2.rectangle(img, (hx + int(hw * 0.4), hy - int(hw * 0.45)), (hx + int(hw * 0.62), hy), (30, 50, 90), -1)
-    cv2.rectangle(img, (hx + int(hw * 0.1), hy - int(hw * 0.8)), (hx + int(hw * 0.3), hy - int(hw * 0.6)), (200, 230, 250), -1)
-    tx, ty = int(0.62 * w), int(0.78 * h)
-    cv2.rectangle(img, (tx - int(6 * s), ty - int(50 * s)), (tx + int(6 * s), ty), (30, 60, 90), -1)
-    cv2.circle(img, (tx, ty - int(62 * s)), int(30 * s), (40, 120, 40), -1, cv2.LINE_AA)
-    # a bouncing ball gives the temporal blend and the hotkeys something to show
-    bx = (0.5 + 0.4 * math.sin(0.9 * t)) * w
-    by = h * (0.88 - 0.25 * abs(math.sin(2.2 * t)))
-    cv2.circle(img, (int(bx), int(by)), int(16 * s), (40, 40, 230), -1, cv2.LINE_AA)
-    return np.clip(img, 0, 255).astype(np.uint8)
+    The still parts are drawn once; each :meth:`frame` copies them and draws only the clouds and
+    the ball (the clouds stay above the hills, the house and the tree at any size, so the order of
+    drawing does not change a pixel). A live demo source draws 30 frames a second on the same
+    cores as the network, so this matters."""
+
+    def __init__(self, width: int = 640, height: int = 360) -> None:
+        self.width, self.height = int(width), int(height)
+        self._scale = min(self.width, self.height) / 360.0
+        self._still = self._draw_still()
+
+    def _draw_still(self) -> np.ndarray:
+        w, h, s = self.width, self.height, self._scale
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        img = np.empty((h, w, 3), np.float32)
+        v = yy / max(1, h - 1)
+        img[..., 0] = 235 - 60 * v  # B
+        img[..., 1] = 190 - 40 * v  # G
+        img[..., 2] = 120 + 80 * v  # R: warmer towards the horizon
+        cv2.circle(img, (int(0.78 * w), int(0.22 * h)), int(38 * s), (90, 220, 255), -1, cv2.LINE_AA)  # sun
+        # two layers of hills
+        for base, amp, freq, phase, color in ((0.62, 0.08, 2.1, 0.4, (60, 140, 70)), (0.75, 0.06, 3.3, 1.7, (40, 110, 50))):
+            ridge = h * (base + amp * np.sin(xx[0] / w * freq * math.pi + phase))
+            mask = yy >= ridge[None, :]
+            shade = 1.0 - 0.25 * (yy - ridge[None, :]) / h
+            for c in range(3):
+                img[..., c] = np.where(mask, color[c] * shade, img[..., c])
+        # a house and a tree
+        hx, hy, hw = int(0.22 * w), int(0.70 * h), int(70 * s)
+        cv2.rectangle(img, (hx, hy - hw), (hx + hw, hy), (70, 90, 200), -1)
+        roof = np.array([[hx - 8 * s, hy - hw], [hx + hw / 2, hy - hw - 40 * s], [hx + hw + 8 * s, hy - hw]], np.int32)
+        cv2.fillPoly(img, [roof], (40, 40, 120), cv2.LINE_AA)
+        cv2.rectangle(img, (hx + int(hw * 0.4), hy - int(hw * 0.45)), (hx + int(hw * 0.62), hy), (30, 50, 90), -1)
+        cv2.rectangle(img, (hx + int(hw * 0.1), hy - int(hw * 0.8)), (hx + int(hw * 0.3), hy - int(hw * 0.6)), (200, 230, 250), -1)
+        tx, ty = int(0.62 * w), int(0.78 * h)
+        cv2.rectangle(img, (tx - int(6 * s), ty - int(50 * s)), (tx + int(6 * s), ty), (30, 60, 90), -1)
+        cv2.circle(img, (tx, ty - int(62 * s)), int(30 * s), (40, 120, 40), -1, cv2.LINE_AA)
+        return img
+
+    def frame(self, t: float = 0.0) -> np.ndarray:
+        """The scene at time ``t`` (s): BGR uint8 [height, width, 3]."""
+        w, h, s = self.width, self.height, self._scale
+        img = self._still.copy()
+        # drifting clouds (in the sky: their lowest point is above the highest hill, roof and tree)
+        for i, (cx, cy, r) in enumerate(((0.15, 0.18, 26), (0.45, 0.12, 20), (0.62, 0.28, 30))):
+            x = ((cx + 0.03 * t * (1 + 0.3 * i)) % 1.2 - 0.1) * w
+            for dx, dy, k in ((-1.0, 0.2, 0.8), (0.0, 0.0, 1.0), (1.0, 0.25, 0.75)):
+                cv2.circle(img, (int(x + dx * r * s), int(cy * h + dy * r * s)), int(k * r * s), (250, 250, 250), -1, cv2.LINE_AA)
+        # a bouncing ball gives the temporal blend and the hotkeys something to show
+        bx = (0.5 + 0.4 * math.sin(0.9 * t)) * w
+        by = h * (0.88 - 0.25 * abs(math.sin(2.2 * t)))
+        cv2.circle(img, (int(bx), int(by)), int(16 * s), (40, 40, 230), -1, cv2.LINE_AA)
+        return np.clip(img, 0, 255, out=img).astype(np.uint8)
+
+
+def demo_scene(width: int = 640, height: int = 360, t: float = 0.0) -> np.ndarray:
+    """One frame of :class:`DemoScene` at time ``t`` (s): BGR uint8 [height, width, 3]. For many
+    frames of one size, keep a ``DemoScene`` (this draws the still parts again each call)."""
+    return DemoScene(width, height).frame(t)
 
 
 def demo_style(size: int = 256, seed: int = 0) -> np.ndarray:

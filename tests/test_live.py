@@ -283,3 +283,20 @@ def test_every_command_of_the_key_table_has_an_action() -> None:
 
     assert set(ACTIONS) == set(COMMANDS)
     assert len(KEY_HELP) == 12 and command_for("=") == Command("stronger") and command_for("9") == Command("style", 8)
+
+
+def test_demo_scene_keeps_its_still_parts_and_moves() -> None:
+    """A DemoScene draws its still parts once: frames from one scene, in any order, equal frames
+    from fresh scenes (no cloud or ball left behind), and the clouds and ball move with time."""
+    from stylecast.realtime.demo import DemoScene
+
+    for w, h in ((160, 90), (90, 160), (300, 60)):
+        scene = DemoScene(w, h)
+        times = (3.0, 0.0, 7.5, 0.0)
+        frames = [scene.frame(t) for t in times]
+        for t, frame in zip(times, frames, strict=True):
+            assert frame.shape == (h, w, 3) and frame.dtype == np.uint8
+            assert np.array_equal(frame, demo_scene(w, h, t)), (w, h, t)
+        moved = np.any(frames[0] != frames[1], axis=2)
+        assert 0.005 < moved.mean() < 0.3, moved.mean()  # clouds and ball, not the landscape
+        assert moved[: h // 2].any() and moved[h // 2 :].any()  # clouds up top, the ball below

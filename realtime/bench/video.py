@@ -28,7 +28,7 @@ import numpy as np
 from ..atomic import atomic_file, check_output_path
 from ..cli.common import whole_number
 from ..cli.options import add_device_options, add_model_dir_option
-from ..demo import demo_scene
+from ..demo import DemoScene
 from ..engine import StyleEngine, open_engine
 from ..temporal import DEFAULT_TEMPORAL, FlowBlender
 from .speed import parse_size, reference_stylizer
@@ -63,8 +63,9 @@ def make_clip(path: Path, width: int, height: int, frames: int, fps: int = 30) -
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         audio = out.add_stream("aac", rate=48000, layout="mono")
         samples = 48000 // fps
+        scene = DemoScene(width, height)
         for i in range(frames):
-            for packet in video.encode(av.VideoFrame.from_ndarray(demo_scene(width, height, i / fps), format="bgr24")):
+            for packet in video.encode(av.VideoFrame.from_ndarray(scene.frame(i / fps), format="bgr24")):
                 out.mux(packet)
             t = (np.arange(samples) + i * samples) / 48000
             tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]

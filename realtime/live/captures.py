@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from ..demo import demo_scene
+from ..demo import DemoScene
 from ..errors import BackendUnavailableError, InputFileError
 
 log = logging.getLogger("stylecast.live")
@@ -186,7 +186,7 @@ class CameraCapture:
 
 
 class DemoCapture:
-    """``demo_scene`` at ``width``x``height``, produced at ``fps`` in real time like a camera."""
+    """``demo.DemoScene`` at ``width``x``height``, produced at ``fps`` in real time like a camera."""
 
     reconnect = False
 
@@ -196,9 +196,11 @@ class DemoCapture:
         self._start = 0.0
         self._count = 0
         self.waited = 0.0
+        self._scene: DemoScene | None = None
 
     def open(self) -> CaptureInfo:
         self._start, self._count = time.perf_counter(), 0
+        self._scene = self._scene or DemoScene(self.width, self.height)
         return CaptureInfo(self.width, self.height, self.fps, "generated scene")
 
     def grab(self) -> np.ndarray:
@@ -206,7 +208,9 @@ class DemoCapture:
         self.waited = max(0.0, due - time.perf_counter())
         if self.waited > 0:
             time.sleep(self.waited)
-        image = demo_scene(self.width, self.height, self._count / self.fps)
+        if self._scene is None:
+            raise RuntimeError("DemoCapture.grab() before open()")
+        image = self._scene.frame(self._count / self.fps)
         self._count += 1
         return image
 

@@ -1,6 +1,6 @@
 """The built-in demo clip: ``nst-video demo:scene OUT`` needs no video of the user's.
 
-The clip is the moving scene of ``demo.demo_scene`` (drifting clouds, a bouncing ball) with
+The clip is the moving scene of ``demo.DemoScene`` (drifting clouds, a bouncing ball) with
 a quiet two-tone audio track, so that a first run shows both things ``nst-video`` promises:
 every frame stylised, the audio kept. It is written to a temporary file that the caller
 removes; nothing is downloaded.
@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..demo import DEMO_FPS, DEMO_SECONDS, DEMO_SIZE, demo_scene
+from ..demo import DEMO_FPS, DEMO_SECONDS, DEMO_SIZE, DemoScene
 
 
 def write_demo_clip(path: Path, seconds: float = DEMO_SECONDS, fps: int = DEMO_FPS, size: tuple[int, int] = DEMO_SIZE) -> Path:
@@ -28,8 +28,9 @@ def write_demo_clip(path: Path, seconds: float = DEMO_SECONDS, fps: int = DEMO_F
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.options = {"crf": "12", "preset": "veryfast"}
         audio = out.add_stream("aac", rate=rate, layout="mono")
+        scene = DemoScene(width, height)
         for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(demo_scene(width, height, i / fps), format="bgr24")
+            frame = av.VideoFrame.from_ndarray(scene.frame(i / fps), format="bgr24")
             frame.pts, frame.time_base = i, Fraction(1, fps)
             out.mux(video.encode(frame))
         out.mux(video.encode())
