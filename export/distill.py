@@ -65,14 +65,16 @@ def distill_objective(teacher: Checkpoint, texture: PerceptualLoss | None = None
                   gen: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with torch.no_grad():
             target = net(x, vectors[idx.to(vectors.device)]).float().clamp(0, 1)
-        diff = (y.float() - target).abs()
+        out = y.float()
+        delta = out - target
+        diff = delta.abs()
         terms = {"pixel": diff.mean(), "per_sample": diff.mean(dim=(1, 2, 3)).detach()}
         total = terms["pixel"]
         if texture is not None and texture_weight > 0:
-            terms["texture"] = texture(y.float(), None, texture.style_targets(target))["style"]
+            terms["texture"] = texture(out, None, texture.style_targets(target))["style"]
             total = total + texture_weight * terms["texture"]
             if stride > 1:
-                terms["grid"] = grid_offsets(y.float() - target, stride)
+                terms["grid"] = grid_offsets(delta, stride)
                 total = total + GRID_WEIGHT * terms["grid"]
         return total, terms
 
@@ -117,7 +119,7 @@ def distill(
         raise UsageError("--from starts a new distillation; --resume continues one: use one of them")
     if content_dir is None:
         raise UsageError("--content-dir is needed: a folder of photos to learn from")
-    features = load_vgg(resolve_vgg_path(vgg)) if texture_weight > 0 else None
+    texture = texture_loss(load_vgg(resolve_vgg_path(vgg)).to(dev), settings) if texture_weight > 0 else None
     teacher = load_network_source(teacher_dir)
     teacher.net.requires_grad_(False)
     teacher.net.to(dev).eval()
@@ -166,7 +168,6 @@ def distill(
         }
     log.info("distilling %s (%s, %d styles) into a %s network %s", teacher_dir, teacher.net.arch_name, len(names),
              student.arch_name, student.config())
-    texture = texture_loss(features.to(dev), settings) if features is not None else None
     recipe = f"distillation from {Path(teacher_dir).name}: pixel L1"
     if texture is not None:
         recipe += f" + {texture_weight:g} x texture (Gram distance to the teacher's output: {texture.recipe.describe()})"

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from stylecast.realtime import contract as C
-from stylecast.realtime.demo import demo_scene
+from stylecast.realtime.demo import DemoScene, demo_scene
 from stylecast.realtime.errors import ParityError
 from stylecast.realtime.images import cover_crop, list_images, read_image
 
@@ -62,7 +62,8 @@ def calibration_frames(folder: Path | None, count: int = CALIBRATION_FRAMES) -> 
     without one, generated demo scenes at different moments."""
     h, w = CALIBRATION_SIZE
     if folder is None:
-        return [demo_scene(w, h, t=0.37 * i) for i in range(count)]
+        scene = DemoScene(w, h)
+        return [scene.frame(0.37 * i) for i in range(count)]
     photos = list_images(folder)  # InputFileError when there are none
     picks = [photos[round(i * (len(photos) - 1) / max(1, count - 1))] for i in range(min(count, len(photos)))]
     return [cover_crop(read_image(p, what="calibration picture"), h, w) for p in picks]

@@ -196,11 +196,10 @@ class DemoCapture:
         self._start = 0.0
         self._count = 0
         self.waited = 0.0
-        self._scene: DemoScene | None = None
+        self._scene = DemoScene(self.width, self.height)
 
     def open(self) -> CaptureInfo:
         self._start, self._count = time.perf_counter(), 0
-        self._scene = self._scene or DemoScene(self.width, self.height)
         return CaptureInfo(self.width, self.height, self.fps, "generated scene")
 
     def grab(self) -> np.ndarray:
@@ -208,8 +207,6 @@ class DemoCapture:
         self.waited = max(0.0, due - time.perf_counter())
         if self.waited > 0:
             time.sleep(self.waited)
-        if self._scene is None:
-            raise RuntimeError("DemoCapture.grab() before open()")
         image = self._scene.frame(self._count / self.fps)
         self._count += 1
         return image
