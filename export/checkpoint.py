@@ -152,6 +152,23 @@ def save_network(path: Path, net: StyleNetwork) -> Path:
     return path
 
 
+def warm_network(source: Checkpoint, overrides: dict[str, Any]) -> StyleNetwork:
+    """The network a ``--from`` run starts from: ``source``'s, rebuilt with the ``--arch-config``
+    settings in ``overrides`` when there are any. Only settings that keep every weight's shape
+    can change this way (``reflect``, say); anything else raises UsageError."""
+    if not overrides:
+        return source.net
+    from stylecast.realtime.errors import UsageError
+
+    net = build_network(source.net.arch_name, {**source.net.config(), **overrides})
+    try:
+        net.load_state_dict(source.net.state_dict(), strict=True)
+    except RuntimeError as exc:
+        raise UsageError(f"--arch-config {json.dumps(overrides)} does not fit the weights of --from "
+                         f"({str(exc).splitlines()[0]}); only settings that keep the layers' shapes can change") from None
+    return net
+
+
 def load_network_source(path: Path | str) -> Checkpoint:
     """A training checkpoint folder, or a model folder that carries the network's PyTorch
     weights (``network.safetensors``, written by nst-export): what ``--from`` accepts.

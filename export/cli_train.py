@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--preview-every", type=int, default=500, metavar="N", help="steps between preview images in OUT/previews (0 = never; default 500)")
     how.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     how.add_argument("--arch", default=None, help="network architecture: johnson or fast (default johnson; fast with --teacher)")
-    how.add_argument("--arch-config", metavar="JSON", help='the architecture\'s settings, e.g. \'{"channels": 32, "residual_blocks": 3}\' for fast')
+    how.add_argument("--arch-config", metavar="JSON", help='the architecture\'s settings, e.g. \'{"channels": 32, "residual_blocks": 3}\' for fast; '
+                      'with --from, only those that keep the weights\' shapes: \'{"reflect": true}\' retrains a network with reflection padding')
     what.add_argument("--teacher", type=Path, metavar="MODEL_DIR",
                       help="distil: train a small student (--arch fast) to reproduce every style of this trained model "
                            "folder (pixel loss against the teacher's output; no VGG, so steps are cheap)")

@@ -25,7 +25,7 @@ import torch
 
 from stylecast.realtime.errors import UsageError
 
-from .checkpoint import Checkpoint, load_network_source
+from .checkpoint import Checkpoint, load_network_source, warm_network
 from .losses import PerceptualLoss, grid_offsets
 from .provenance import environment
 from .tensors import resolve_device
@@ -134,9 +134,8 @@ def distill(
         missing = [n for n in names if n not in start.style_names]
         if missing:
             raise UsageError(f"--from {base}: it has no vector for the teacher's style {missing[0]!r}")
-        settings = replace(settings, arch=start.net.arch_name)
-    student = (start.net if start is not None else build_network(settings.arch, settings.arch_config)).to(dev)
-    settings = replace(settings, arch_config=student.config())
+    student = (warm_network(start, settings.arch_config) if start is not None else build_network(settings.arch, settings.arch_config)).to(dev)
+    settings = replace(settings, arch=student.arch_name, arch_config=student.config())
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
         student = student.to(memory_format=torch.channels_last)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from stylecast.realtime.errors import UsageError
 from stylecast.realtime.model_folder import sha256_file
 
-from .checkpoint import load_network_source
+from .checkpoint import load_network_source, warm_network
 from .data import load_style_image
 from .losses import PerceptualLoss, StyleTargets, select_style_targets, stack_style_targets
 from .provenance import environment
@@ -128,13 +128,10 @@ def train_styles(
 
     torch.manual_seed(settings.seed)
     warm = load_network_source(base) if base is not None and previous is None else None
-    if warm is not None:
-        settings = replace(settings, arch=warm.net.arch_name, arch_config=warm.net.config())
-    net = build_network(settings.arch, settings.arch_config).to(dev)
-    settings = replace(settings, arch_config=net.config())  # stored complete, so --resume rebuilds the same network
+    net = (warm_network(warm, settings.arch_config) if warm is not None else build_network(settings.arch, settings.arch_config)).to(dev)
+    settings = replace(settings, arch=net.arch_name, arch_config=net.config())  # stored complete, so --resume rebuilds the same network
     style_param = torch.nn.Parameter(net.identity_style(len(styles)).to(dev))
     if warm is not None:
-        net.load_state_dict(warm.net.state_dict())
         kept = [n for n in names if n in warm.style_names]
         with torch.no_grad():  # a style the base knows keeps its vector; a new one starts at the mean
             style_param.copy_(warm.styles.mean(0, keepdim=True).expand_as(style_param))

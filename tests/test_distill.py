@@ -96,6 +96,17 @@ def test_a_distillation_can_start_from_a_shipped_student(tiny_model_dir: Path, p
     with pytest.raises(UsageError, match="--resume"):
         distill(tiny_model_dir, photos, tmp_path / "again", replace(SETTINGS, steps=2), device="cpu", progress=False,
                 resume=True, base=tmp_path / "student")
+    # --arch-config with --from changes what keeps the weights' shapes (the padding), nothing else
+    reflect = distill(tiny_model_dir, photos, tmp_path / "reflect", replace(SETTINGS, steps=1, lr=1e-12, arch_config={"reflect": True}),
+                      device="cpu", progress=False, base=tmp_path / "student")
+    c = load_checkpoint(reflect)
+    assert c.net.config()["reflect"] is True and a.net.config()["reflect"] is False
+    assert c.net.config() == {**a.net.config(), "reflect": True}
+    for k, v in a.net.state_dict().items():
+        assert torch.allclose(v, c.net.state_dict()[k], atol=1e-6), k
+    with pytest.raises(UsageError, match="does not fit the weights of --from"):
+        distill(tiny_model_dir, photos, tmp_path / "wider", replace(SETTINGS, steps=1, arch_config={"channels": 16}),
+                device="cpu", progress=False, base=tmp_path / "student")
 
 
 @pytest.fixture
