@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--evaluate", action="store_true",
                       help="train nothing: score the network of --from on its held-out photos (those its run recorded, "
                            "else --holdout N of --content-dir), one line per style of --styles; writes OUT/evaluation.json")
+    what.add_argument("--overwrite", action="store_true", help="with --evaluate, replace an existing OUT/evaluation.json")
     how = p.add_argument_group("how")
     how.add_argument("--vgg", metavar="PATH", help="VGG weights for the losses (default: $NST_VGG)")
     how.add_argument("--steps", type=int, help=f"total steps (default {TRAIN_STEPS}; {ADD_STYLE_STEPS} with --add-style)")
@@ -241,6 +242,7 @@ def _arch_config(text: str | None) -> dict:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from stylecast.realtime.atomic import check_output_path
     from stylecast.realtime.errors import UsageError
 
     from .checkpoint import load_network_source
@@ -253,6 +255,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise UsageError("--evaluate needs --from MODEL, --content-dir DIR and --styles (the paintings of the styles to score)")
     if args.add_style or args.resume:
         raise UsageError("--evaluate trains nothing: leave out --add-style and --resume")
+    target = args.out / "evaluation.json"
+    if args.out.is_dir():  # refuse before the slow part; a new folder is made at the end
+        check_output_path(target, overwrite=args.overwrite)
     source = load_network_source(args.base)
     specs = [parse_style_spec(s) for s in args.styles]
     names = source.info.get("held_out_photos") or []
@@ -267,7 +272,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     photos = centre_crops(files, args.size)
     scores = evaluate_styles(source, photos, specs, load_vgg(resolve_vgg_path(args.vgg)), style_size=args.style_size)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = write_scores(args.out / "evaluation.json", scores, [f.name for f in files], args.size)
+    path = write_scores(target, scores, [f.name for f in files], args.size, overwrite=args.overwrite)
     print(f"{'style':<20} {'content':>10} {'style':>10} {'out/in':>7} {'tv':>10}   ({len(files)} held-out photos, {args.size} px)")
     for s in scores:
         print(f"{s.name:<20} {s.content:>10.4g} {s.style:>10.4g} {s.style_ratio:>7.3f} {s.tv:>10.4g}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from stylecast.realtime.atomic import atomic_file
 from stylecast.realtime.errors import UsageError
 from stylecast.realtime.images import cover_crop, list_images, read_image
 
@@ -92,8 +93,10 @@ def evaluate_styles(
     return scores
 
 
-def write_scores(path: Path, scores: list[StyleScore], photos: list[str], size: int) -> Path:
-    """Write the scores as JSON: {"photos": [...], "crop": size, "styles": [{name, content, style, tv}]}."""
+def write_scores(path: Path, scores: list[StyleScore], photos: list[str], size: int, *, overwrite: bool = False) -> Path:
+    """Write the scores as JSON: {"photos": [...], "crop": size, "styles": [{name, content, style, tv}]},
+    through a temporary file; an existing ``path`` is replaced only with ``overwrite``."""
     rows = [{**asdict(s), "style_ratio": s.style_ratio} for s in scores]
-    path.write_text(json.dumps({"photos": photos, "crop": size, "styles": rows}, indent=2) + "\n", encoding="utf-8")
+    with atomic_file(path, overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps({"photos": photos, "crop": size, "styles": rows}, indent=2) + "\n", encoding="utf-8")
     return path

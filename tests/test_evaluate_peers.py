@@ -86,6 +86,13 @@ def test_evaluate_cli_writes_json(tiny_checkpoint: Path, real_vgg_path: Path, tm
     assert main([*argv, "--out", str(tmp_path / "eval3")]) == 2 and "gone.jpg" in capsys.readouterr().err
     assert main([*argv, "--out", str(tmp_path / "eval4"), "--holdout", "3"]) == 0
     assert len(json.loads((tmp_path / "eval4" / "evaluation.json").read_text())["photos"]) == 3
+    # an evaluation already there is kept unless --overwrite
+    before = (tmp_path / "eval4" / "evaluation.json").read_bytes()
+    assert main([*argv, "--out", str(tmp_path / "eval4"), "--holdout", "2"]) == 2
+    assert "--overwrite" in capsys.readouterr().err and (tmp_path / "eval4" / "evaluation.json").read_bytes() == before
+    assert main([*argv, "--out", str(tmp_path / "eval4"), "--holdout", "2", "--overwrite"]) == 0
+    assert len(json.loads((tmp_path / "eval4" / "evaluation.json").read_text())["photos"]) == 2
+    assert sorted(p.name for p in (tmp_path / "eval4").iterdir()) == ["evaluation.json"]  # no temporary left
 
 
 # ----------------------------------------------------------------------------- peers
