@@ -45,6 +45,9 @@ TENSORRT = "TensorrtExecutionProvider"
 DIRECTML = "DmlExecutionProvider"
 COREML = "CoreMLExecutionProvider"
 
+CPU_SPIN_KEY = "session.intra_op.allow_spinning"
+"""ONNX Runtime session option: "0" lets idle CPU workers sleep (``create_session`` sets it)."""
+
 PROVIDER_ORDER = (TENSORRT, CUDA, DIRECTML, COREML, CPU)
 """Every provider stylecast knows, fastest first."""
 
@@ -374,6 +377,11 @@ def create_session(
     opts.log_severity_level = 2 if log.isEnabledFor(logging.DEBUG) else 3
     opts.intra_op_num_threads = threads or physical_cores()
     opts.inter_op_num_threads = 1
+    if provider == CPU:
+        # Idle workers sleep instead of spinning: every caller does CPU work between runs (the
+        # temporal blend, capture, decoding, encoding), and spinning workers took its cores
+        # (PERFORMANCE.md: nst-live and nst-video gain, back-to-back runs alone lose a little).
+        opts.add_session_config_entry(CPU_SPIN_KEY, "0")
     if provider == DIRECTML:  # DirectML cannot use memory patterns or parallel execution
         opts.enable_mem_pattern = False
     providers: list[Any] = [(provider, provider_options(provider, device_id, cuda_graph=cuda_graph))]

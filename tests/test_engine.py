@@ -245,6 +245,8 @@ def test_auto_reports_the_provider_that_really_runs(model, engine_log) -> None:
         assert engine.provider == P.CPU == engine.session.get_providers()[0]
         assert engine.precision == "fp32"
         assert engine.threads == P.physical_cores()
+        # idle CPU workers sleep: the blend and the capture after each run get the cores
+        assert engine.session.get_session_options().get_session_config_entry(P.CPU_SPIN_KEY) == "0"
     text = engine_log.text
     assert "running on CPUExecutionProvider" in text
     if P.CUDA in ort.get_available_providers():  # offered but not runnable: that must be said
