@@ -23,6 +23,15 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+def named_vgg_state(vgg) -> dict:  # noqa: ANN001 - a VGGFeatures (needs torch, imported by the caller)
+    """``vgg``'s weights under the normalised format's named keys (``preproc_1x1``, ``conv1_1``, ...),
+    the layout ``load_vgg`` reads: for writing small random VGG files in tests."""
+    state = {"preproc_1x1.weight": vgg.preproc.weight, "preproc_1x1.bias": vgg.preproc.bias}
+    for name, conv in vgg.convs.items():
+        state |= {f"{name}.weight": conv.weight, f"{name}.bias": conv.bias}
+    return state
+
+
 @pytest.fixture(scope="session")
 def real_vgg_path() -> Path:
     """The truncated normalised VGG-19 in ../shared/data/vgg; skips the test when absent."""

@@ -11,6 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import named_vgg_state  # noqa: E402
 from stylecast.export.checkpoint import load_checkpoint, load_network_source  # noqa: E402
 from stylecast.export.cli_train import main as train_main  # noqa: E402
 from stylecast.export.distill import distill  # noqa: E402
@@ -114,12 +115,8 @@ def vgg_file(tmp_path: Path) -> Path:
     """A random, normalised-format VGG to relu3_1 (the taps the training recipe needs), as a file."""
     from stylecast.export.vgg import VGGFeatures
 
-    vgg = VGGFeatures.random("relu3_1", seed=1)
-    state = {"preproc_1x1.weight": vgg.preproc.weight, "preproc_1x1.bias": vgg.preproc.bias}
-    for name, conv in vgg.convs.items():
-        state |= {f"{name}.weight": conv.weight, f"{name}.bias": conv.bias}
     path = tmp_path / "vgg.pth"
-    torch.save(state, path)
+    torch.save(named_vgg_state(VGGFeatures.random("relu3_1", seed=1)), path)
     return path
 
 

@@ -10,6 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import named_vgg_state  # noqa: E402
 from stylecast.export import losses as L  # noqa: E402
 from stylecast.export.vgg import (  # noqa: E402
     ENV_VGG,
@@ -166,11 +167,10 @@ def test_truncated_torchvision_and_sequential_normalised(tmp_path: Path) -> None
     assert load_vgg(path).taps[-1] == "relu2_2"
     # The same weights under the AdaIN/WCT Sequential keys and under the named keys.
     ref = VGGFeatures.random("relu2_1", seed=3)
-    named = {"preproc_1x1.weight": ref.preproc.weight, "preproc_1x1.bias": ref.preproc.bias}
+    named = named_vgg_state(ref)
     seq = {"0.weight": ref.preproc.weight, "0.bias": ref.preproc.bias}
     for s in [s for s in _layer_plan("vgg19") if s is not None][:3]:
         conv = ref.convs[s.name]
-        named |= {f"{s.name}.weight": conv.weight, f"{s.name}.bias": conv.bias}
         seq |= {f"{s.norm_index}.weight": conv.weight, f"{s.norm_index}.bias": conv.bias}
     assert sorted(k for k in seq if k.endswith("weight")) == ["0.weight", "2.weight", "5.weight", "9.weight"]
     torch.save(seq, tmp_path / "seq.pth")
