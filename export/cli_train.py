@@ -73,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--final-size-from", type=float, default=0.85, metavar="F", help="fraction of --steps after which --final-size is used (default 0.85)")
     how.add_argument("--one-style-per-batch", action="store_true",
                      help="every sample of a step uses the same style (default: each sample draws its own style)")
-    how.add_argument("--holdout", type=int, default=0, metavar="N",
-                     help="content photos held back for evaluation, chosen by a hash of their names (default 0); "
+    how.add_argument("--holdout", type=int, default=None, metavar="N",
+                     help="content photos held back for evaluation, chosen by a hash of their names (default: as many "
+                          "as the run of --from held out, which are the same photos; else 0); "
                           "with --evaluate, score N pictures of --content-dir chosen the same way instead of the "
                           "photos the run held out")
     how.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
@@ -142,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and args.base is not None and not adding:
         raise UsageError("--from starts a new run; --resume continues the one in --out (omit --from)")
     _positive("--warmup", args.warmup, 0)
-    _positive("--holdout", args.holdout, 0)
+    if args.holdout is not None:
+        _positive("--holdout", args.holdout, 0)
     _positive("--checkpoint-minutes", args.checkpoint_minutes, 0)
     if args.final_size is not None:
         _positive("--final-size", args.final_size, 16)

@@ -29,7 +29,7 @@ from .checkpoint import Checkpoint, load_network_source, warm_network
 from .losses import PerceptualLoss, grid_offsets
 from .provenance import environment
 from .tensors import resolve_device
-from .train_loop import Objective, Run, check_out, content_crops, loop, restore_optimizer
+from .train_loop import Objective, Run, check_out, content_crops, inherit_holdout, loop, restore_optimizer
 from .train_settings import StyleSpec, TrainSettings
 from .transformer import build_network
 from .vgg import VGGFeatures, load_vgg, resolve_vgg_path
@@ -127,9 +127,10 @@ def distill(
     names = list(teacher.style_names)
     specs = [StyleSpec(Path(f"teacher-{n}"), 1.0, n) for n in names]  # no painting: the teacher is the target
 
+    start = load_network_source(base) if base is not None else None
+    settings = inherit_holdout(settings, start)
     content = content_crops(content_dir, settings, dev)
     torch.manual_seed(settings.seed)
-    start = load_network_source(base) if base is not None else None
     if start is not None:
         missing = [n for n in names if n not in start.style_names]
         if missing:

@@ -31,7 +31,7 @@ from .data import load_style_image
 from .losses import PerceptualLoss, StyleTargets, select_style_targets, stack_style_targets
 from .provenance import environment
 from .tensors import resolve_device
-from .train_loop import Objective, Run, check_out, content_crops, loop, restore_optimizer
+from .train_loop import Objective, Run, check_out, content_crops, inherit_holdout, loop, restore_optimizer
 from .train_settings import StyleSpec, TrainSettings, parse_style_spec
 from .transformer import StyleNetwork, build_network
 from .vgg import VGGFeatures
@@ -124,10 +124,11 @@ def train_styles(
     loss = PerceptualLoss(vgg.to(dev), recipe)
     style_images = [load_style_image(s.path, settings.style_size) for s in styles]
     targets = stack_style_targets([loss.style_targets(img.to(dev)) for img in style_images])
+    warm = load_network_source(base) if base is not None and previous is None else None
+    settings = inherit_holdout(settings, warm)
     content = content_crops(content_dir, settings, dev, content_limit)
 
     torch.manual_seed(settings.seed)
-    warm = load_network_source(base) if base is not None and previous is None else None
     net = (warm_network(warm, settings.arch_config) if warm is not None else build_network(settings.arch, settings.arch_config)).to(dev)
     settings = replace(settings, arch=net.arch_name, arch_config=net.config())  # stored complete, so --resume rebuilds the same network
     style_param = torch.nn.Parameter(net.identity_style(len(styles)).to(dev))
@@ -198,7 +199,7 @@ def add_style(
         raise UsageError("--content-dir is needed: a folder of photos to learn the style on")
     if style.label in source.style_names[: len(source.style_names) - (previous is not None)]:
         raise UsageError(f"the model already has a style named {style.label!r}; pass --name to choose another")
-    settings = replace(settings, arch=source.net.arch_name, arch_config=source.net.config())
+    settings = inherit_holdout(replace(settings, arch=source.net.arch_name, arch_config=source.net.config()), source)
     recipe, recipe_name = settings.recipe(vgg)
     log.info("loss recipe: %s (%s)", recipe_name, recipe.describe())
     loss = PerceptualLoss(vgg.to(dev), recipe)

@@ -15,7 +15,7 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,19 @@ Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, to
 trainable style index of each sample [B], y = net(x, style) the output, style the vectors [B, S].
 ``terms`` are scalars for the progress bar, plus ``per_sample`` [B] (detached): each sample's
 loss, averaged per style in the log."""
+
+
+def inherit_holdout(settings: TrainSettings, source: Checkpoint | None) -> TrainSettings:
+    """``settings`` with ``holdout`` resolved: when it is None (no --holdout given), a run that
+    starts from ``source`` holds out as many photos as ``source``'s run did, which by
+    ``data.held_out`` are the same photos of the same folder, so its evaluation stays on pictures
+    neither run trained on; without a source, none."""
+    if settings.holdout is not None:
+        return settings
+    n = len(source.info.get("held_out_photos") or []) if source is not None else 0
+    if n:
+        log.info("holding out the %d photos the run of --from held out (--holdout N to choose)", n)
+    return replace(settings, holdout=n)
 
 
 def content_crops(folder: Path, settings: TrainSettings, device: torch.device, limit: int | None = None) -> ContentCrops:

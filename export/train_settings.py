@@ -65,7 +65,7 @@ class TrainSettings:
     final_size: int | None = None  # crop size for the late steps (e.g. 256 after 192)
     final_size_from: float = 0.85  # fraction of the steps after which final_size is used
     mixed_styles: bool = True  # each sample of a batch draws its own style
-    holdout: int = 0  # content photos held back for evaluation (never trained on)
+    holdout: int | None = 0  # content photos held back for evaluation (never trained on); None: as --from's run
     checkpoint_minutes: float = 5.0  # also write a checkpoint after this much wall time
 
     def lr_at(self, step: int) -> float:

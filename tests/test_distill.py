@@ -110,6 +110,24 @@ def test_a_distillation_can_start_from_a_shipped_student(tiny_model_dir: Path, p
                 device="cpu", progress=False, base=tmp_path / "student")
 
 
+def test_a_run_from_another_keeps_its_held_out_photos(tiny_model_dir: Path, photos: Path, tmp_path: Path) -> None:
+    """Without --holdout, a run --from a run that held photos out holds out the same ones (else
+    the evaluation of the continued network would score photos it trained on); --holdout N
+    still chooses."""
+    first = distill(tiny_model_dir, photos, tmp_path / "a", replace(SETTINGS, steps=1, holdout=1), device="cpu", progress=False)
+    kept = load_checkpoint(first).info["held_out_photos"]
+    assert len(kept) == 1
+    again = distill(tiny_model_dir, photos, tmp_path / "b", replace(SETTINGS, steps=1, holdout=None), device="cpu",
+                    progress=False, base=first)
+    b = load_checkpoint(again)
+    assert b.info["held_out_photos"] == kept and b.info["settings"]["holdout"] == 1
+    chosen = distill(tiny_model_dir, photos, tmp_path / "c", replace(SETTINGS, steps=1, holdout=2), device="cpu",
+                     progress=False, base=first)
+    assert len(load_checkpoint(chosen).info["held_out_photos"]) == 2
+    fresh = distill(tiny_model_dir, photos, tmp_path / "d", replace(SETTINGS, steps=1, holdout=None), device="cpu", progress=False)
+    assert load_checkpoint(fresh).info["held_out_photos"] == [] and load_checkpoint(fresh).info["settings"]["holdout"] == 0
+
+
 @pytest.fixture
 def vgg_file(tmp_path: Path) -> Path:
     """A random, normalised-format VGG to relu3_1 (the taps the training recipe needs), as a file."""
