@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import named_vgg_state  # noqa: E402
+
 from stylecast.export.checkpoint import load_checkpoint, load_network_source  # noqa: E402
 from stylecast.export.cli_train import main as train_main  # noqa: E402
 from stylecast.export.distill import distill  # noqa: E402

@@ -11,6 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import named_vgg_state  # noqa: E402
+
 from stylecast.export import losses as L  # noqa: E402
 from stylecast.export.vgg import (  # noqa: E402
     ENV_VGG,
