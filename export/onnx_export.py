@@ -57,20 +57,28 @@ class ContractWrapper(nn.Module):
     """Wraps a style network into contract version 1: uint8 BGR in, uint8 BGR out, style float32 [1, S].
 
     ``half=True`` runs the network in float16 (the style vector is still float32 at the
-    input and is cast inside the graph).
+    input and is cast inside the graph). ``fold=True`` lets a network that can take the frame
+    as it comes (``StyleNetwork.for_bgr255``: BGR 0..255 in, BGR 0..1 out) do so: the channel
+    flips and the division by 255 then live in its first and last convolutions instead of the
+    graph (same results to rounding; the parity check compares against ``fold=False``).
     """
 
-    def __init__(self, net: StyleNetwork, half: bool = False) -> None:
+    def __init__(self, net: StyleNetwork, half: bool = False, fold: bool = False) -> None:
         super().__init__()
         self.half_precision = half
-        self.net = copy.deepcopy(net).eval()
+        folded = net.for_bgr255() if fold else None
+        self.bgr255 = folded is not None
+        self.net = (folded if folded is not None else copy.deepcopy(net)).eval()
         if half:
             self.net = self.net.half()
 
     def forward(self, frame: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         dtype = torch.float16 if self.half_precision else torch.float32
-        x = frame.permute(0, 3, 1, 2).to(dtype).flip(1) / 255.0  # NHWC BGR uint8 -> NCHW RGB [0, 1]
-        y = self.net(x, style.to(dtype))
+        x = frame.permute(0, 3, 1, 2).to(dtype)  # NHWC uint8 -> NCHW
+        if self.bgr255:
+            y = self.net(x, style.to(dtype))  # BGR in [0, 1] already (a sigmoid)
+            return (y * 255.0).round().permute(0, 2, 3, 1).to(torch.uint8)
+        y = self.net(x.flip(1) / 255.0, style.to(dtype))  # RGB [0, 1] in and out
         return (y.clamp(0.0, 1.0) * 255.0).round().flip(1).permute(0, 2, 3, 1).to(torch.uint8)
 
 
@@ -128,7 +136,7 @@ def save_graph(model: Any, path: Path, metadata: dict[str, str]) -> Path:
 
 def export_graph(net: StyleNetwork, path: Path, *, half: bool, metadata: dict[str, str]) -> Path:
     """Export ``net`` to one self-contained ONNX file at ``path`` with ``metadata`` in metadata_props."""
-    wrapper = ContractWrapper(net, half=half)
+    wrapper = ContractWrapper(net, half=half, fold=True)
     frame = torch.zeros(1, 64, 48, 3, dtype=torch.uint8)
     style = torch.zeros(1, net.style_dim, dtype=torch.float32)
     dims = {1: torch.export.Dim("H", min=C.MIN_SIDE), 2: torch.export.Dim("W", min=C.MIN_SIDE)}

@@ -19,6 +19,7 @@ runs on the stride-rounded size internally and crops back.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -113,6 +114,12 @@ class StyleNetwork(nn.Module):
     def style_layout(self) -> list[tuple[str, int]]:
         """(layer name, channels) for each conditional norm, in style-vector order."""
         return list(self._layout)
+
+    def for_bgr255(self) -> StyleNetwork | None:
+        """A copy that takes BGR in 0..255 and returns BGR in 0..1 (no clamp needed), with the
+        frame handling of the export folded into its weights, or None when the architecture
+        cannot (then the graph converts the frame itself)."""
+        return None
 
     def identity_style(self, n: int = 1) -> torch.Tensor:
         """Style vectors with gamma = 1 and beta = 0: the starting point of a new style."""
@@ -213,6 +220,21 @@ class FastNet(StyleNetwork):
 
     def config(self) -> dict[str, Any]:
         return dict(self._cfg)
+
+    def for_bgr255(self) -> FastNet | None:
+        """With the sigmoid output: the stem's input channels reordered to BGR and scaled by 1/255,
+        the head's outputs reordered to BGR (pixel-unshuffle puts each colour's f*f sub-pixels
+        together, so a colour swap is a permutation of those groups). The residual output adds
+        the input itself, which a weight change cannot rescale: None."""
+        if self._cfg["output"] != "sigmoid":
+            return None
+        net, group = copy.deepcopy(self), self.stride * self.stride
+        order = [(2 - c) * group + k for c in range(3) for k in range(group)]  # RGB <-> BGR, per colour group
+        with torch.no_grad():
+            net.stem.conv.weight.copy_(self.stem.conv.weight[:, order] / 255.0)
+            net.head.conv.weight.copy_(self.head.conv.weight[order])
+            net.head.conv.bias.copy_(self.head.conv.bias[order])
+        return net
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """x: RGB float [B, 3, H, W] in [0, 1]; style: [B, S] or [1, S]. Returns [B, 3, H, W]."""

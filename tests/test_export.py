@@ -231,3 +231,30 @@ def test_fast_network_with_a_sigmoid_output_remaps_colours_and_starts_without_ch
     assert build_network("fast", {"channels": 16, "residual_blocks": 2}).config()["output"] == "residual"
     with pytest.raises(UsageError, match="unknown output layer"):
         build_network("fast", {"output": "tanh"})
+
+
+@pytest.mark.parametrize("reflect", [False, True])
+def test_fast_sigmoid_network_exports_with_the_frame_handling_in_its_weights(reflect: bool, tmp_path: Path) -> None:
+    """for_bgr255: the BGR flips and the 1/255 move into the first and last convolutions; the
+    contract's output stays the same to a grey level, in PyTorch and in the exported graph (the
+    export's parity check compares it with the unfolded network)."""
+    from stylecast.export.onnx_export import ContractWrapper, export_model_folder
+
+    torch.manual_seed(3)
+    net = build_network("fast", {"channels": 16, "residual_blocks": 2, "output": "sigmoid", "reflect": reflect}).eval()
+    for p in net.parameters():  # away from the ICNR start, so that the colour groups differ
+        p.data.add_(0.2 * torch.randn_like(p))
+    style = (net.identity_style(1) + 0.3 * torch.randn(1, net.style_dim))
+    frame = torch.from_numpy(np.random.default_rng(4).integers(0, 256, (1, 21, 30, 3), dtype=np.uint8))
+    with torch.no_grad():
+        plain, folded = ContractWrapper(net)(frame, style), ContractWrapper(net, fold=True)(frame, style)
+    assert ContractWrapper(net, fold=True).bgr255 and not ContractWrapper(net).bgr255
+    assert int((plain.int() - folded.int()).abs().max()) <= 1
+    assert float((plain.float() - plain.flip(-1).float()).abs().mean()) > 1  # the colours are not symmetric
+    # the exported graph (folded) against the unfolded PyTorch network: the export's own parity check
+    save_checkpoint(tmp_path / "c", net, style.repeat(2, 1), ["a", "b"], {"step": 0})
+    report = export_model_folder(load_checkpoint(tmp_path / "c"), tmp_path / "m", fp16=True, overwrite=False)
+    assert report.max_diff["fp32"] <= 1 and report.max_diff["fp16"] <= 2
+    # the residual output adds the input itself, and the Johnson network keeps the graph's conversion
+    assert build_network("fast", {"channels": 8, "residual_blocks": 1}).for_bgr255() is None
+    assert build_network("johnson", {"channels": [8, 16, 16], "residual_blocks": 1}).for_bgr255() is None
