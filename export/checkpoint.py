@@ -24,7 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from stylecast.realtime.errors import CheckpointError
+from stylecast.realtime.errors import CheckpointError, UsageError
 from stylecast.realtime.model_folder import sha256_file
 
 from .transformer import StyleNetwork, build_network
@@ -158,8 +158,6 @@ def warm_network(source: Checkpoint, overrides: dict[str, Any]) -> StyleNetwork:
     can change this way (``reflect``, say); anything else raises UsageError."""
     if not overrides:
         return source.net
-    from stylecast.realtime.errors import UsageError
-
     net = build_network(source.net.arch_name, {**source.net.config(), **overrides})
     try:
         net.load_state_dict(source.net.state_dict(), strict=True)
