@@ -152,10 +152,13 @@ def save_network(path: Path, net: StyleNetwork) -> Path:
     return path
 
 
-def warm_network(source: Checkpoint, overrides: dict[str, Any]) -> StyleNetwork:
-    """The network a ``--from`` run starts from: ``source``'s, rebuilt with the ``--arch-config``
-    settings in ``overrides`` when there are any. Only settings that keep every weight's shape
-    can change this way (``reflect``, say); anything else raises UsageError."""
+def start_network(arch: str, overrides: dict[str, Any], source: Checkpoint | None) -> StyleNetwork:
+    """The network a run starts from: a new ``arch`` network with the ``--arch-config`` settings
+    in ``overrides``, or, for a ``--from`` run, ``source``'s network rebuilt with them. Only
+    settings that keep every weight's shape can change that way (``reflect``, say); anything
+    else raises UsageError."""
+    if source is None:
+        return build_network(arch, overrides)
     if not overrides:
         return source.net
     net = build_network(source.net.arch_name, {**source.net.config(), **overrides})

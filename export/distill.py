@@ -25,13 +25,12 @@ import torch
 
 from stylecast.realtime.errors import UsageError
 
-from .checkpoint import Checkpoint, load_network_source, warm_network
+from .checkpoint import Checkpoint, load_network_source, start_network
 from .losses import PerceptualLoss, grid_offsets
 from .provenance import environment
 from .tensors import resolve_device
 from .train_loop import Objective, Run, check_out, content_crops, inherit_holdout, loop, restore_optimizer
 from .train_settings import StyleSpec, TrainSettings
-from .transformer import build_network
 from .vgg import VGGFeatures, load_vgg, resolve_vgg_path
 
 log = logging.getLogger("stylecast.distill")
@@ -135,7 +134,7 @@ def distill(
         missing = [n for n in names if n not in start.style_names]
         if missing:
             raise UsageError(f"--from {base}: it has no vector for the teacher's style {missing[0]!r}")
-    student = (warm_network(start, settings.arch_config) if start is not None else build_network(settings.arch, settings.arch_config)).to(dev)
+    student = start_network(settings.arch, settings.arch_config, start).to(dev)
     settings = replace(settings, arch=student.arch_name, arch_config=student.config())
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True

@@ -26,14 +26,14 @@ import torch.nn.functional as F
 from stylecast.realtime.errors import UsageError
 from stylecast.realtime.model_folder import sha256_file
 
-from .checkpoint import load_network_source, warm_network
+from .checkpoint import load_network_source, start_network
 from .data import load_style_image
 from .losses import PerceptualLoss, StyleTargets, select_style_targets, stack_style_targets
 from .provenance import environment
 from .tensors import resolve_device
 from .train_loop import Objective, Run, check_out, content_crops, inherit_holdout, loop, restore_optimizer
 from .train_settings import StyleSpec, TrainSettings, parse_style_spec
-from .transformer import StyleNetwork, build_network
+from .transformer import StyleNetwork
 from .vgg import VGGFeatures
 
 __all__ = ["StyleSpec", "TrainSettings", "add_style", "parse_style_spec", "train_styles"]
@@ -129,7 +129,7 @@ def train_styles(
     content = content_crops(content_dir, settings, dev, content_limit)
 
     torch.manual_seed(settings.seed)
-    net = (warm_network(warm, settings.arch_config) if warm is not None else build_network(settings.arch, settings.arch_config)).to(dev)
+    net = start_network(settings.arch, settings.arch_config, warm).to(dev)
     settings = replace(settings, arch=net.arch_name, arch_config=net.config())  # stored complete, so --resume rebuilds the same network
     style_param = torch.nn.Parameter(net.identity_style(len(styles)).to(dev))
     if warm is not None:

@@ -246,9 +246,10 @@ def test_fast_sigmoid_network_exports_with_the_frame_handling_in_its_weights(ref
         p.data.add_(0.2 * torch.randn_like(p))
     style = (net.identity_style(1) + 0.3 * torch.randn(1, net.style_dim))
     frame = torch.from_numpy(np.random.default_rng(4).integers(0, 256, (1, 21, 30, 3), dtype=np.uint8))
+    unfolded, folding = ContractWrapper(net), ContractWrapper(net, fold=True)
+    assert folding.bgr255 and not unfolded.bgr255
     with torch.no_grad():
-        plain, folded = ContractWrapper(net)(frame, style), ContractWrapper(net, fold=True)(frame, style)
-    assert ContractWrapper(net, fold=True).bgr255 and not ContractWrapper(net).bgr255
+        plain, folded = unfolded(frame, style), folding(frame, style)
     assert int((plain.int() - folded.int()).abs().max()) <= 1
     assert float((plain.float() - plain.flip(-1).float()).abs().mean()) > 1  # the colours are not symmetric
     # the exported graph (folded) against the unfolded PyTorch network: the export's own parity check
