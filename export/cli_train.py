@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cosine decay of the learning rate to 5%% of --lr, from this fraction of --steps on (default 0.7; 1 = none)")
     how.add_argument("--final-size", type=int, metavar="PX", help="crop size for the late steps, e.g. 256 after --size 192 (default: no change)")
     how.add_argument("--final-size-from", type=float, default=0.85, metavar="F", help="fraction of --steps after which --final-size is used (default 0.85)")
+    how.add_argument("--focus", nargs="+", metavar="NAME:W", default=[],
+                     help="draw style NAME W times as often as the others (e.g. the styles furthest from their "
+                          "painting or teacher: --focus shower_ohashi:3 starry:2); NAME as in the model")
     how.add_argument("--one-style-per-batch", action="store_true",
                      help="every sample of a step uses the same style (default: each sample draws its own style)")
     how.add_argument("--holdout", type=int, default=None, metavar="N",
@@ -119,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from .schedule import parse_duration
         from .train import StyleSpec, TrainSettings, add_style, parse_style_spec, train_styles
+        from .train_settings import parse_focus
         from .vgg import load_vgg, resolve_vgg_path
     except ImportError as exc:  # torch or safetensors missing
         from stylecast.realtime.errors import BackendUnavailableError
@@ -181,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
         final_size=args.final_size,
         final_size_from=args.final_size_from,
         mixed_styles=not args.one_style_per_batch,
+        focus=parse_focus(args.focus),
         holdout=args.holdout,
         checkpoint_minutes=args.checkpoint_minutes,
     )

@@ -148,12 +148,28 @@ def _preview(run: Run, content: torch.Tensor, style_images: list[torch.Tensor], 
     cv2.imwrite(str(path), np.concatenate(rows, axis=0))
 
 
-def _draw_styles(run: Run, settings: TrainSettings, gen: torch.Generator) -> torch.Tensor:
-    """The trainable style index of each sample of this step's batch: int64 [B]."""
-    n = len(run.specs)
-    if settings.mixed_styles:
-        return torch.randint(n, (settings.batch,), generator=gen)
-    return torch.randint(n, (1,), generator=gen).expand(settings.batch)
+def draw_weights(run: Run, settings: TrainSettings) -> torch.Tensor | None:
+    """How often each trainable style is drawn, relative to the others (``settings.focus``; 1 for
+    a style it does not name), or None when all are drawn equally often. Raises UsageError when
+    ``focus`` names a style the run does not train."""
+    names = run.names[len(run.frozen_styles):]
+    unknown = sorted(set(settings.focus) - set(names))
+    if unknown:
+        raise UsageError(f"--focus: no style {unknown[0]!r} is trained in this run (its styles: {', '.join(names)})")
+    if not settings.focus:
+        return None
+    return torch.tensor([settings.focus.get(n, 1.0) for n in names], dtype=torch.float64)
+
+
+def _draw_styles(run: Run, settings: TrainSettings, gen: torch.Generator, weights: torch.Tensor | None) -> torch.Tensor:
+    """The trainable style index of each sample of this step's batch: int64 [B]; ``weights`` as
+    :func:`draw_weights` gives them (None: uniform)."""
+    count = settings.batch if settings.mixed_styles else 1
+    if weights is None:
+        idx = torch.randint(len(run.specs), (count,), generator=gen)
+    else:
+        idx = torch.multinomial(weights, count, replacement=True, generator=gen)
+    return idx.expand(settings.batch)
 
 
 def _log_style_losses(run: Run, ema: torch.Tensor) -> None:
@@ -182,6 +198,7 @@ def loop(
         log.warning("this checkpoint trained in %s so far; continuing in %s", run.info["precision"], precision)
         run.info["precision"] = precision
     log.info("precision: %s on %s", precision, device)
+    weights = draw_weights(run, settings)
     amp = autocast(precision, device)
     preview_gen = torch.Generator().manual_seed(settings.seed + 7)
     preview_content = content.batch(min(3, len(content)), preview_gen).to(device)
@@ -204,7 +221,7 @@ def loop(
                     log.warning("time limit reached at step %d of %d; checkpoint saved: continue with --resume", run.step, settings.steps)
                     break
                 gen = step_generator(settings.seed, run.step)
-                idx = _draw_styles(run, settings, gen)
+                idx = _draw_styles(run, settings, gen, weights)
                 x = content.batch(settings.batch, gen, size=settings.size_at(run.step)).to(device, non_blocking=True)
                 if device.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)

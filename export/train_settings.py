@@ -40,6 +40,21 @@ def parse_style_spec(text: str) -> StyleSpec:
     return StyleSpec(Path(path), weight)
 
 
+def parse_focus(texts: list[str]) -> dict[str, float]:
+    """``NAME:W`` items (style NAME is drawn W times as often as a style without one) as a dict."""
+    focus: dict[str, float] = {}
+    for text in texts:
+        name, sep, tail = text.rpartition(":")
+        try:
+            weight = float(tail) if sep and name else math.nan
+        except ValueError:
+            weight = math.nan
+        if not math.isfinite(weight) or weight <= 0:
+            raise UsageError(f"--focus {text!r}: expected NAME:W with W a positive number (e.g. starry:2)")
+        focus[name] = weight
+    return focus
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """Everything that shapes a run; stored in each checkpoint and restored on --resume."""
@@ -65,6 +80,7 @@ class TrainSettings:
     final_size: int | None = None  # crop size for the late steps (e.g. 256 after 192)
     final_size_from: float = 0.85  # fraction of the steps after which final_size is used
     mixed_styles: bool = True  # each sample of a batch draws its own style
+    focus: dict[str, float] = field(default_factory=dict)  # style name -> drawn W times as often (default 1)
     holdout: int | None = 0  # content photos held back for evaluation (never trained on); None: as --from's run
     checkpoint_minutes: float = 5.0  # also write a checkpoint after this much wall time
 

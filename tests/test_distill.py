@@ -177,3 +177,24 @@ def test_distill_with_texture_records_and_resumes_it(tiny_model_dir: Path, photo
     assert torch.equal(ckpt.styles, parts.styles)
     for k, v in ckpt.net.state_dict().items():
         assert torch.equal(v, parts.net.state_dict()[k]), k
+
+
+def test_focus_draws_the_named_styles_more_often(tiny_model_dir: Path, photos: Path, tmp_path: Path, capsys) -> None:
+    """--focus NAME:W: NAME is drawn W times as often; a style never drawn keeps its vector. The
+    focus is stored with the run's settings (a resumed run keeps it); a name the run does not
+    train, or a weight that is not a positive number, is refused."""
+    from stylecast.realtime.errors import UsageError
+
+    out = distill(tiny_model_dir, photos, tmp_path / "f", replace(SETTINGS, steps=3, focus={"gamma": 1e9}), device="cpu",
+                  progress=False)
+    ckpt = load_checkpoint(out)
+    assert ckpt.info["settings"]["focus"] == {"gamma": 1e9}
+    start = ckpt.net.identity_style(3)  # every fresh vector starts as the identity
+    moved = [float((ckpt.styles[i] - start[i]).abs().max()) for i in range(3)]
+    assert moved[0] == 0 and moved[1] == 0 and moved[2] > 0, moved
+    with pytest.raises(UsageError, match="no style 'delta'"):
+        distill(tiny_model_dir, photos, tmp_path / "g", replace(SETTINGS, steps=1, focus={"delta": 2.0}), device="cpu", progress=False)
+    for bad in ("gamma", "gamma:0", "gamma:x", ":2"):
+        code = train_main(["--teacher", str(tiny_model_dir), "--content-dir", str(photos), "--out", str(tmp_path / "o"), "--focus", bad])
+        err = capsys.readouterr().err
+        assert code == 2 and "--focus" in err and err.count("\n") == 1, err
