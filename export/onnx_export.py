@@ -121,10 +121,46 @@ def _to_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str
     return program.model_proto
 
 
+def strip_debug_info(model: Any) -> Any:
+    """Remove what the exporter records for debugging from ``model`` (in place) and return it:
+    the doc strings and metadata of every graph, node, function and value, which hold the Python
+    stack trace of each node with the absolute paths of the machine that exported it. The
+    model's own ``metadata_props`` (the contract's keys) are left alone."""
+
+    def clear(entry: Any) -> None:
+        if hasattr(entry, "metadata_props"):
+            del entry.metadata_props[:]
+        if hasattr(entry, "doc_string"):
+            entry.doc_string = ""
+
+    def clear_graph(graph: Any) -> None:
+        clear(graph)
+        for value in (*graph.input, *graph.output, *graph.value_info, *graph.initializer):
+            clear(value)
+        clear_nodes(graph.node)
+
+    def clear_nodes(nodes: Any) -> None:
+        for node in nodes:
+            clear(node)
+            for attribute in node.attribute:
+                clear(attribute)
+                for sub in (*([attribute.g] if attribute.HasField("g") else []), *attribute.graphs):
+                    clear_graph(sub)
+
+    model.doc_string = ""
+    clear_graph(model.graph)
+    for function in model.functions:
+        clear(function)
+        clear_nodes(function.node)
+    return model
+
+
 def save_graph(model: Any, path: Path, metadata: dict[str, str]) -> Path:
-    """Write ``model`` with ``metadata`` as its metadata_props, as one self-contained file."""
+    """Write ``model`` with ``metadata`` as its metadata_props, as one self-contained file, without
+    the exporter's debugging records (:func:`strip_debug_info`)."""
     import onnx
 
+    strip_debug_info(model)
     del model.metadata_props[:]
     for key, value in metadata.items():
         entry = model.metadata_props.add()

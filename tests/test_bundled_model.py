@@ -45,6 +45,18 @@ def test_bundled_manifest_names_nothing_of_the_training_machine(model) -> None:
         assert "/" not in style["path"] and "\\" not in style["path"]
 
 
+def test_bundled_graphs_carry_no_stack_traces_or_paths(model) -> None:
+    """The exporter records each node's Python stack trace (absolute source paths) unless
+    nst-export strips it; no shipped file may hold a path of the machine it was made on."""
+    onnx = pytest.importorskip("onnx")
+    for name in model.manifest["files"]:
+        data = (model.path / name).read_bytes()
+        assert re.search(rb'File "|/(?:home|root|work|Users|tmp)/|[A-Za-z]:\\Users', data) is None, name
+        if name.endswith(".onnx"):
+            graph = onnx.load_from_string(data).graph
+            assert not any(node.metadata_props or node.doc_string for node in graph.node), name
+
+
 def test_bundled_styles_stylise_and_differ(model) -> None:
     from stylecast.realtime.engine import StyleEngine
 

@@ -91,6 +91,9 @@ def test_manifest_hashes_and_metadata(tiny_model_dir: Path) -> None:
         assert meta[C.META_STYLE_DIM] == str(manifest["style_dim"])
         assert meta[C.META_PRECISION] == precision
         assert "training" in json.loads(meta[C.META_PROVENANCE])
+        # the exporter's debugging records (each node's stack trace, with this machine's paths) are gone
+        assert not any(node.metadata_props or node.doc_string for node in model.graph.node)
+        assert b'File "' not in (tiny_model_dir / name).read_bytes()
         # one self-contained file: no tensor lives outside it
         assert all(t.data_location != onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
         assert not list(tiny_model_dir.glob("*.data"))
