@@ -104,6 +104,25 @@ def _checkpoint_folder(path: Path) -> Path:
     raise CheckpointError(f"{path}: expected a checkpoint folder (holding {INFO_NAME} and {TENSORS_NAME})")
 
 
+def saved_info(out: Path | str) -> dict[str, Any]:
+    """The record (``checkpoint.json``: mode, settings, step, ...) of the checkpoint in ``out``,
+    read without its tensors; {} when there is none or it cannot be read (loading it for real
+    then says why)."""
+    try:
+        info = json.loads((Path(out) / INFO_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def saved_steps(out: Path | str, key: str = "settings") -> int | None:
+    """The step target the run in ``out`` was started with (``info[key]["steps"]``), if any: what
+    ``--resume`` keeps when no ``--steps`` is given."""
+    settings = saved_info(out).get(key)
+    steps = settings.get("steps") if isinstance(settings, dict) else None
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0 else None
+
+
 def load_checkpoint(path: Path | str) -> Checkpoint:
     """Load and validate a checkpoint folder (or one of its two files)."""
     path = Path(path)

@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--joint", action="store_true", help="train the network's weights too (its named styles are then re-predicted)")
     how = p.add_argument_group("how")
     how.add_argument("--vgg", metavar="PATH", help="VGG weights for the losses and the predictor (default: $NST_VGG)")
-    how.add_argument("--steps", type=int, default=PREDICTOR_STEPS, help=f"total steps (default {PREDICTOR_STEPS})")
+    how.add_argument("--steps", type=int, help=f"total steps (default {PREDICTOR_STEPS}; with --resume, the run's own)")
     how.add_argument("--size", type=int, default=256, help="content crop size in px (default 256)")
     how.add_argument("--side", type=int, default=256, help="style crop size in px; pictures are scaled to this shorter side (default 256)")
     how.add_argument("--batch", type=int, default=8, help="content/style crop pairs per step (default 8)")
@@ -71,10 +71,13 @@ def run(args: argparse.Namespace) -> int:
     from stylecast.realtime.errors import BackendUnavailableError, UsageError
 
     try:
+        from .checkpoint import saved_steps
         from .predictor_train import PredictorSettings, train_predictor
         from .vgg import load_vgg, resolve_vgg_path
     except ImportError as exc:
         raise BackendUnavailableError(f"nst-train-predictor needs PyTorch ({exc.name} is missing): pip install 'stylecast[train]'") from exc
+    if args.steps is None:
+        args.steps = (args.resume and saved_steps(args.out, "predictor_settings")) or PREDICTOR_STEPS
     for flag, minimum in (("steps", 1), ("size", 16), ("side", 64), ("batch", 1), ("hidden", 1), ("checkpoint_every", 1), ("preview_every", 0)):
         value = getattr(args, flag)
         if value < minimum:

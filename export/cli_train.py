@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--overwrite", action="store_true", help="with --evaluate, replace an existing OUT/evaluation.json")
     how = p.add_argument_group("how")
     how.add_argument("--vgg", metavar="PATH", help="VGG weights for the losses (default: $NST_VGG)")
-    how.add_argument("--steps", type=int, help=f"total steps (default {TRAIN_STEPS}; {ADD_STYLE_STEPS} with --add-style)")
+    how.add_argument("--steps", type=int, help=f"total steps (default {TRAIN_STEPS}; {ADD_STYLE_STEPS} with --add-style; with --resume, the run's own)")
     how.add_argument("--size", type=int, default=256, help="content crop size in px (default 256)")
     how.add_argument("--batch", type=int, default=8, help="crops per step (default 8)")
     how.add_argument("--style-size", type=int, default=512, help="longer side of the style images in px (default 512)")
@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     from stylecast.realtime.errors import UsageError
 
     try:
+        from .checkpoint import saved_info, saved_steps
         from .schedule import parse_duration
         from .train import StyleSpec, TrainSettings, add_style, parse_style_spec, train_styles
         from .train_settings import parse_focus
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         if not 0 <= value <= 1:
             raise UsageError(f"{flag} must be a fraction from 0 to 1, got {value:g}")
     time_limit = parse_duration(args.time_limit) if args.time_limit else None
-    distilling = args.teacher is not None or (args.resume and _mode_of(args.out) == "distill")
+    distilling = args.teacher is not None or (args.resume and saved_info(args.out).get("mode") == "distill")
     if distilling and (args.styles or adding):
         raise UsageError("--teacher takes its styles from the teacher: leave out --styles and --add-style")
     _positive("--texture-weight", args.texture_weight, 0)
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     if adding and args.styles:
         raise UsageError("--styles and --add-style cannot be combined")
     settings = TrainSettings(
-        steps=args.steps or (ADD_STYLE_STEPS if adding else TRAIN_STEPS),
+        steps=args.steps or (args.resume and saved_steps(args.out)) or (ADD_STYLE_STEPS if adding else TRAIN_STEPS),
         size=args.size,
         batch=args.batch,
         style_size=args.style_size,
@@ -218,18 +219,6 @@ def run(args: argparse.Namespace) -> int:
                            progress=progress, time_limit=time_limit, base=args.base)
     print(f"checkpoint written to {out}; export it with: nst-export {out} MODEL_DIR --fp16")
     return 0
-
-
-def _mode_of(out: Path) -> str | None:
-    """The mode of the checkpoint in ``out`` (train, add-style, distill, ...), if there is one."""
-    import json
-
-    from .checkpoint import INFO_NAME
-
-    try:
-        return json.loads((out / INFO_NAME).read_text(encoding="utf-8")).get("mode")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _arch_config(text: str | None) -> dict:

@@ -64,6 +64,20 @@ def test_distill_resume_is_exact(tiny_model_dir: Path, photos: Path, tmp_path: P
         assert torch.equal(v, b.net.state_dict()[k]), k
 
 
+def test_cli_resume_keeps_the_runs_own_step_target(tiny_model_dir: Path, photos: Path, tmp_path: Path) -> None:
+    """--resume without --steps finishes the run at the target it was started with (it used to
+    take the default target of a new run, 40,000, and store it in the checkpoint)."""
+    out = tmp_path / "r"
+    distill(tiny_model_dir, photos, out, replace(SETTINGS, steps=3), device="cpu", progress=False, time_limit=1e-9)
+    assert load_checkpoint(out).step == 0
+    # (the time limit only keeps a regression from running for hours: the run needs 3 tiny steps)
+    assert train_main(["--resume", "--out", str(out), "--device", "cpu", "-q", "--time-limit", "30s"]) == 0
+    ckpt = load_checkpoint(out)
+    assert ckpt.step == 3 and ckpt.info["settings"]["steps"] == 3
+    assert train_main(["--resume", "--out", str(out), "--device", "cpu", "-q", "--steps", "4"]) == 0  # --steps still raises it
+    assert load_checkpoint(out).step == 4
+
+
 def test_cli_refuses_styles_with_a_teacher(tiny_model_dir: Path, photos: Path, tmp_path: Path, capsys) -> None:
     code = train_main(["--teacher", str(tiny_model_dir), "--content-dir", str(photos), "--styles", "x.jpg", "--out", str(tmp_path / "o")])
     assert code == 2 and "--teacher takes its styles" in capsys.readouterr().err
@@ -194,6 +208,7 @@ def test_focus_draws_the_named_styles_more_often(tiny_model_dir: Path, photos: P
     assert moved[0] == 0 and moved[1] == 0 and moved[2] > 0, moved
     with pytest.raises(UsageError, match="no style 'delta'"):
         distill(tiny_model_dir, photos, tmp_path / "g", replace(SETTINGS, steps=1, focus={"delta": 2.0}), device="cpu", progress=False)
+    capsys.readouterr()  # the library's own logs above (a CLI test before this one may have set them up)
     for bad in ("gamma", "gamma:0", "gamma:x", ":2"):
         code = train_main(["--teacher", str(tiny_model_dir), "--content-dir", str(photos), "--out", str(tmp_path / "o"), "--focus", bad])
         err = capsys.readouterr().err
