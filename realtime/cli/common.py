@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from .. import package_version
+from ..cpus import keep_freed_memory
 from ..errors import StylecastError
 
 EXIT_OK = 0
@@ -155,6 +156,7 @@ def entry_point(
             # A console script: SIGTERM (a service manager, `kill`, a session ending) stops the
             # command the way Ctrl-C does, so temporary outputs are removed and runs checkpoint.
             signal.signal(signal.SIGTERM, _interrupt)
+            keep_freed_memory()  # the process is ours: reuse freed frame-sized buffers (see cpus.py)
         code = run_command(make(), body, argv)
         if argv is None:  # called as a console script
             raise SystemExit(code)
