@@ -115,10 +115,10 @@ def saved_info(out: Path | str) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
-def saved_steps(out: Path | str, key: str = "settings") -> int | None:
-    """The step target the run in ``out`` was started with (``info[key]["steps"]``), if any: what
-    ``--resume`` keeps when no ``--steps`` is given."""
-    settings = saved_info(out).get(key)
+def saved_steps(info: dict[str, Any], key: str = "settings") -> int | None:
+    """The step target in a run's record (``info[key]["steps"]``, from :func:`saved_info`), if
+    any: what ``--resume`` keeps when no ``--steps`` is given."""
+    settings = info.get(key)
     steps = settings.get("steps") if isinstance(settings, dict) else None
     return steps if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0 else None
 

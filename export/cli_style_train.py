@@ -71,13 +71,13 @@ def run(args: argparse.Namespace) -> int:
     from stylecast.realtime.errors import BackendUnavailableError, UsageError
 
     try:
-        from .checkpoint import saved_steps
+        from .checkpoint import saved_info, saved_steps
         from .predictor_train import PredictorSettings, train_predictor
         from .vgg import load_vgg, resolve_vgg_path
     except ImportError as exc:
         raise BackendUnavailableError(f"nst-train-predictor needs PyTorch ({exc.name} is missing): pip install 'stylecast[train]'") from exc
     if args.steps is None:
-        args.steps = (args.resume and saved_steps(args.out, "predictor_settings")) or PREDICTOR_STEPS
+        args.steps = (args.resume and saved_steps(saved_info(args.out), "predictor_settings")) or PREDICTOR_STEPS
     for flag, minimum in (("steps", 1), ("size", 16), ("side", 64), ("batch", 1), ("hidden", 1), ("checkpoint_every", 1), ("preview_every", 0)):
         value = getattr(args, flag)
         if value < minimum:

@@ -157,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
         if not 0 <= value <= 1:
             raise UsageError(f"{flag} must be a fraction from 0 to 1, got {value:g}")
     time_limit = parse_duration(args.time_limit) if args.time_limit else None
-    distilling = args.teacher is not None or (args.resume and saved_info(args.out).get("mode") == "distill")
+    saved = saved_info(args.out) if args.resume else {}  # the run --resume continues (its record only)
+    distilling = args.teacher is not None or saved.get("mode") == "distill"
     if distilling and (args.styles or adding):
         raise UsageError("--teacher takes its styles from the teacher: leave out --styles and --add-style")
     _positive("--texture-weight", args.texture_weight, 0)
@@ -165,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     if adding and args.styles:
         raise UsageError("--styles and --add-style cannot be combined")
     settings = TrainSettings(
-        steps=args.steps or (args.resume and saved_steps(args.out)) or (ADD_STYLE_STEPS if adding else TRAIN_STEPS),
+        steps=args.steps or saved_steps(saved) or (ADD_STYLE_STEPS if adding else TRAIN_STEPS),
         size=args.size,
         batch=args.batch,
         style_size=args.style_size,
