@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--focus", nargs="+", metavar="NAME:W", default=[],
                      help="draw style NAME W times as often as the others (e.g. the styles furthest from their "
                           "painting or teacher: --focus shower_ohashi:3 starry:2); NAME as in the model")
+    how.add_argument("--tune-vectors", nargs="+", metavar="NAME", default=[],
+                     help="with --teacher and --from: train only these styles' vectors; the network and every other "
+                          "style stay exactly as they are (moves a style still far from its teacher without moving the others)")
     how.add_argument("--one-style-per-batch", action="store_true",
                      help="every sample of a step uses the same style (default: each sample draws its own style)")
     how.add_argument("--holdout", type=int, default=None, metavar="N",
@@ -162,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
     if distilling and (args.styles or adding):
         raise UsageError("--teacher takes its styles from the teacher: leave out --styles and --add-style")
     _positive("--texture-weight", args.texture_weight, 0)
+    if args.tune_vectors and not distilling:
+        raise UsageError("--tune-vectors goes with --teacher (and --from, the student to tune)")
     arch_config = _arch_config(args.arch_config)
     if adding and args.styles:
         raise UsageError("--styles and --add-style cannot be combined")
@@ -188,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         final_size_from=args.final_size_from,
         mixed_styles=not args.one_style_per_batch,
         focus=parse_focus(args.focus),
+        tune_vectors=list(dict.fromkeys(args.tune_vectors)),
         holdout=args.holdout,
         checkpoint_minutes=args.checkpoint_minutes,
     )

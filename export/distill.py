@@ -11,6 +11,11 @@ student's output against those of the teacher's output, on the same VGG taps and
 levels as the training's style loss (``losses.PerceptualLoss``), so the student is also asked to
 reproduce the teacher's stroke statistics where it cannot reproduce the strokes one by one.
 
+With ``settings.tune_vectors`` (a list of style names) the network and every other style's vector
+are frozen and only the named styles' vectors train (the student starts from ``base``): a style
+still far from its teacher is moved closer without moving any other style, which training the
+shared weights for it always does.
+
 Checkpoints, resume, the time limit, SIGTERM and previews come from the shared training loop
 (``train_loop.py``); the checkpoint's mode is "distill".
 """
@@ -143,7 +148,15 @@ def distill(
     if start is not None:
         with torch.no_grad():
             vectors.copy_(torch.stack([start.styles[start.style_names.index(n)] for n in names]).to(dev))
-    opt = torch.optim.Adam([*student.parameters(), vectors], lr=settings.lr)
+    params: list[torch.Tensor] = [*student.parameters(), vectors]
+    if settings.tune_vectors:
+        if start is None and previous is None:
+            raise UsageError("--tune-vectors needs --from: the trained student whose vectors to tune")
+        student.requires_grad_(False)
+        tuned = torch.tensor([n in settings.tune_vectors for n in names], device=dev)[:, None]
+        vectors.register_hook(lambda grad: grad * tuned)  # the other rows never move (Adam's moments stay 0)
+        params = [vectors]
+    opt = torch.optim.Adam(params, lr=settings.lr)
     run = Run(student, torch.zeros(0, student.style_dim), vectors, names, specs, opt, 0, {})
     if previous is not None:
         student.load_state_dict(previous.net.state_dict())
@@ -170,5 +183,7 @@ def distill(
     recipe = f"distillation from {Path(teacher_dir).name}: pixel L1"
     if texture is not None:
         recipe += f" + {texture_weight:g} x texture (Gram distance to the teacher's output: {texture.recipe.describe()})"
+    if settings.tune_vectors:
+        recipe += f"; only the vectors of {', '.join(settings.tune_vectors)} train"
     return loop(run, out=out, settings=settings, content=content, objective=distill_objective(teacher, texture, texture_weight, student.stride),
                 style_images=[None] * len(names), device=dev, progress=progress, recipe_desc=recipe, time_limit=time_limit)

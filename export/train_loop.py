@@ -150,15 +150,18 @@ def _preview(run: Run, content: torch.Tensor, style_images: list[torch.Tensor], 
 
 def draw_weights(run: Run, settings: TrainSettings) -> torch.Tensor | None:
     """How often each trainable style is drawn, relative to the others (``settings.focus``; 1 for
-    a style it does not name), or None when all are drawn equally often. Raises UsageError when
-    ``focus`` names a style the run does not train."""
+    a style it does not name; 0 for a style ``settings.tune_vectors``, when given, leaves out), or
+    None when all are drawn equally often. Raises UsageError when either names a style the run
+    does not train."""
     names = run.names[len(run.frozen_styles):]
-    unknown = sorted(set(settings.focus) - set(names))
-    if unknown:
-        raise UsageError(f"--focus: no style {unknown[0]!r} is trained in this run (its styles: {', '.join(names)})")
-    if not settings.focus:
+    for flag, named in (("--focus", settings.focus), ("--tune-vectors", settings.tune_vectors)):
+        unknown = sorted(set(named) - set(names))
+        if unknown:
+            raise UsageError(f"{flag}: no style {unknown[0]!r} is trained in this run (its styles: {', '.join(names)})")
+    if not settings.focus and not settings.tune_vectors:
         return None
-    return torch.tensor([settings.focus.get(n, 1.0) for n in names], dtype=torch.float64)
+    tuned = set(settings.tune_vectors or names)
+    return torch.tensor([settings.focus.get(n, 1.0) if n in tuned else 0.0 for n in names], dtype=torch.float64)
 
 
 def _draw_styles(run: Run, settings: TrainSettings, gen: torch.Generator, weights: torch.Tensor | None) -> torch.Tensor:

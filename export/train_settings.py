@@ -81,6 +81,7 @@ class TrainSettings:
     final_size_from: float = 0.85  # fraction of the steps after which final_size is used
     mixed_styles: bool = True  # each sample of a batch draws its own style
     focus: dict[str, float] = field(default_factory=dict)  # style name -> drawn W times as often (default 1)
+    tune_vectors: list[str] = field(default_factory=list)  # distillation: only these styles' vectors train
     holdout: int | None = 0  # content photos held back for evaluation (never trained on); None: as --from's run
     checkpoint_minutes: float = 5.0  # also write a checkpoint after this much wall time
 

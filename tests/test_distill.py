@@ -213,3 +213,39 @@ def test_focus_draws_the_named_styles_more_often(tiny_model_dir: Path, photos: P
         code = train_main(["--teacher", str(tiny_model_dir), "--content-dir", str(photos), "--out", str(tmp_path / "o"), "--focus", bad])
         err = capsys.readouterr().err
         assert code == 2 and "--focus" in err and err.count("\n") == 1, err
+
+
+def test_tune_vectors_moves_only_the_named_styles(tiny_model_dir: Path, photos: Path, tmp_path: Path, capsys) -> None:
+    """--tune-vectors NAME: from a trained student, only NAME's vector trains, towards its teacher;
+    the network and the other vectors stay bit-identical; a resumed run keeps the setting; it
+    needs --from and --teacher."""
+    from stylecast.export.onnx_export import export_model_folder
+    from stylecast.realtime.errors import UsageError
+
+    distill(tiny_model_dir, photos, tmp_path / "s", replace(SETTINGS, steps=3), device="cpu", progress=False)
+    export_model_folder(load_checkpoint(tmp_path / "s"), tmp_path / "student", fp16=False, overwrite=False)
+    tuned = replace(SETTINGS, steps=20, lr=5e-2, tune_vectors=["gamma"])
+    distill(tiny_model_dir, photos, tmp_path / "t", replace(tuned, steps=10), device="cpu", progress=False, base=tmp_path / "student")
+    out = distill(None, None, tmp_path / "t", tuned, device="cpu", progress=False, resume=True)
+    a, b = load_checkpoint(tmp_path / "s"), load_checkpoint(out)
+    assert b.info["settings"]["tune_vectors"] == ["gamma"] and b.step == 20
+    for k, v in a.net.state_dict().items():
+        assert torch.equal(v, b.net.state_dict()[k]), k
+    assert torch.equal(a.styles[:2], b.styles[:2])
+    assert float((a.styles[2] - b.styles[2]).abs().max()) > 0
+    teacher = load_network_source(tiny_model_dir)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        target = teacher.net(x, teacher.styles[2:3])
+        before, after = ((c.net(x, c.styles[2:3]) - target).abs().mean() for c in (a, b))
+    assert after < before, (before, after)
+    with pytest.raises(UsageError, match="needs --from"):
+        distill(tiny_model_dir, photos, tmp_path / "u", tuned, device="cpu", progress=False)
+    with pytest.raises(UsageError, match="no style 'delta'"):
+        distill(tiny_model_dir, photos, tmp_path / "v", replace(tuned, tune_vectors=["delta"]), device="cpu", progress=False,
+                base=tmp_path / "student")
+    capsys.readouterr()
+    code = train_main(["--content-dir", str(photos), "--styles", str(photos / "p0.png"), "--out", str(tmp_path / "o"),
+                       "--tune-vectors", "gamma"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--tune-vectors" in err and err.count("\n") == 1, err
