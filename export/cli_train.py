@@ -167,6 +167,12 @@ def run(args: argparse.Namespace) -> int:
     _positive("--texture-weight", args.texture_weight, 0)
     if args.tune_vectors and not distilling:
         raise UsageError("--tune-vectors goes with --teacher (and --from, the student to tune)")
+    focus, tune_vectors = parse_focus(args.focus), list(dict.fromkeys(args.tune_vectors))
+    kept = saved.get("settings") if isinstance(saved.get("settings"), dict) else {}
+    for flag, given, key in (("--focus", focus, "focus"), ("--tune-vectors", tune_vectors, "tune_vectors")):
+        if args.resume and given and given != kept.get(key):  # else silently the run's own
+            raise UsageError(f"{flag}: a resumed run keeps its own ({kept.get(key) or 'none'}); "
+                             f"to change it, start a new run with --from {args.out}")
     arch_config = _arch_config(args.arch_config)
     if adding and args.styles:
         raise UsageError("--styles and --add-style cannot be combined")
@@ -192,8 +198,8 @@ def run(args: argparse.Namespace) -> int:
         final_size=args.final_size,
         final_size_from=args.final_size_from,
         mixed_styles=not args.one_style_per_batch,
-        focus=parse_focus(args.focus),
-        tune_vectors=list(dict.fromkeys(args.tune_vectors)),
+        focus=focus,
+        tune_vectors=tune_vectors,
         holdout=args.holdout,
         checkpoint_minutes=args.checkpoint_minutes,
     )

@@ -249,3 +249,9 @@ def test_tune_vectors_moves_only_the_named_styles(tiny_model_dir: Path, photos: 
                        "--tune-vectors", "gamma"])
     err = capsys.readouterr().err
     assert code == 2 and "--tune-vectors" in err and err.count("\n") == 1, err
+    # --resume keeps the run's own choice: another one is refused, not silently dropped
+    for flags in (["--tune-vectors", "beta"], ["--focus", "gamma:2"]):
+        code = train_main(["--out", str(tmp_path / "t"), "--resume", "--steps", "21", *flags])
+        err = capsys.readouterr().err
+        assert code == 2 and flags[0] in err and "--from" in err and err.count("\n") == 1, err
+    assert load_checkpoint(tmp_path / "t").step == 20
