@@ -72,6 +72,34 @@ def test_demo_headless_on_cpu_prints_stats(tiny_model_dir: Path, capsys: pytest.
     assert all(stage in err for stage in ("capture", "inference", "blend", "output"))
 
 
+def test_a_loop_slower_than_its_source_says_what_helps(tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A demo asked for 1,000 fps: the network and the blend take longer than the 1 ms between
+    its frames, and the exit says so, with the options that shorten the loop."""
+    code = main([*DEMO, "--model", str(tiny_model_dir), "--max-frames", "5", "--fps", "1000", "--temporal", "0.5"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "more than the 1.0 ms between the source's frames" in err, err
+    assert "--max-side N" in err and "--temporal 0 (no blend:" in err
+
+
+def test_the_budget_hint_appears_only_over_budget() -> None:
+    from stylecast.realtime.live.stats import LiveStats
+
+    stats = LiveStats()
+    assert stats.budget_hint(30.0) is None  # no frames yet
+    for _ in range(10):
+        stats.add({"capture": 9.0, "inference": 25.0, "blend": 9.0, "output": 0.5}, 60.0)
+    hint = stats.budget_hint(30.0)
+    assert hint is not None and "34.5 ms a frame (network 25.0, blend 9.0, output 0.5)" in hint and "33.3 ms" in hint
+    assert "--temporal 0 (no blend: 9.0 ms less)" in hint
+    assert stats.budget_hint(25.0) is None  # 40 ms between frames: it keeps up (capture runs on its own thread)
+    assert stats.budget_hint(0.0) is None  # the source's rate unknown
+    no_blend = LiveStats()
+    no_blend.add({"capture": 1.0, "inference": 50.0, "blend": 0.0, "output": 1.0}, 60.0)
+    hint = no_blend.budget_hint(30.0)
+    assert hint is not None and "--temporal" not in hint and "blend" not in hint
+
+
 def test_keys_on_stdin_in_a_real_process(tiny_model_dir: Path, tmp_path: Path, style_colours: dict[str, np.ndarray]) -> None:
     run = subprocess.run([*CLI, *DEMO, "--model", str(tiny_model_dir), "--temporal", "0", "--snapshot-dir", str(tmp_path),
                           "--max-frames", "600"], input="2\ns\nq\n", capture_output=True, text=True, timeout=60, check=False)

@@ -18,6 +18,7 @@ from collections import deque
 import numpy as np
 
 STAGES = ("capture", "inference", "blend", "output")
+LOOP_STAGES = ("inference", "blend", "output")  # the loop's own work (capture runs on its own thread)
 RECENT = 120
 _SHORT = {"capture": "capture", "inference": "network", "blend": "blend", "output": "output"}
 
@@ -81,6 +82,26 @@ class LiveStats:
         p50, p95 = self.latency(recent=True)
         stages = "  ".join(f"{_SHORT[s]} {self.stage(s, recent=True)[0]:.0f}" for s in STAGES)
         return [f"{self.fps():.1f} fps  latency {p50:.0f} ms (p95 {p95:.0f})", f"{stages} ms  dropped {dropped}"]
+
+    def budget_hint(self, source_fps: float) -> str | None:
+        """Advice when the loop's own work per frame (``LOOP_STAGES``, mean over the session) is
+        longer than the time between the source's frames, else None (also when the source's rate
+        is unknown, 0). Then each frame waits for the loop to finish the one before, which adds
+        up to a frame of latency and drops frames: the line says by how much and what helps."""
+        if not source_fps > 0 or not self.frames:
+            return None
+        interval = 1000.0 / source_fps
+        parts = {s: self.stage(s)[0] for s in LOOP_STAGES}
+        work = sum(parts.values())
+        if work <= interval:
+            return None
+        cures = ["--max-side N (the network on fewer pixels)"]
+        if parts["blend"] > 0:
+            cures.append(f"--temporal 0 (no blend: {parts['blend']:.1f} ms less)")
+        detail = ", ".join(f"{_SHORT[s]} {v:.1f}" for s, v in parts.items() if v >= 0.05)
+        return (f"the loop took {work:.1f} ms a frame ({detail}), more than the {interval:.1f} ms between the source's "
+                f"frames, so frames waited for it (up to a frame of latency) and some were dropped; "
+                f"to keep up: {' or '.join(cures)}, or a GPU")
 
     def summary(self, captured: int, dropped: int) -> list[str]:
         """The lines printed on exit."""
