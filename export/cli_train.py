@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--teacher", type=Path, metavar="MODEL_DIR",
                       help="distil: train a small student (--arch fast) to reproduce every style of this trained model "
                            "folder (pixel loss against the teacher's output; no VGG, so steps are cheap)")
+    how.add_argument("--painting-weight", type=float, default=0.0, metavar="W",
+                     help="with --teacher and --styles PAINTING... (each file named after the teacher's style it "
+                          "is the painting of, e.g. shower_ohashi.jpg): add W x the Gram distance of the student's "
+                          "output to that painting, for those styles; asks for the painting's texture where the "
+                          "student cannot draw the teacher's. Needs --vgg or $NST_VGG (default 0: off)")
     how.add_argument("--texture-weight", type=float, default=0.0, metavar="W",
                      help="with --teacher: add W x a texture term, the Gram distance (VGG, as the style loss) of the "
                           "student's output to the teacher's; keeps brush strokes the pixel loss smooths away. "
@@ -162,9 +167,18 @@ def run(args: argparse.Namespace) -> int:
     time_limit = parse_duration(args.time_limit) if args.time_limit else None
     saved = saved_info(args.out) if args.resume else {}  # the run --resume continues (its record only)
     distilling = args.teacher is not None or saved.get("mode") == "distill"
-    if distilling and (args.styles or adding):
-        raise UsageError("--teacher takes its styles from the teacher: leave out --styles and --add-style")
+    if distilling and adding:
+        raise UsageError("--teacher takes its styles from the teacher: leave out --add-style")
+    if distilling and args.resume and (args.styles or args.painting_weight):
+        raise UsageError("--styles/--painting-weight: a resumed distillation keeps its own; "
+                         f"to change them, start a new run with --from {args.out}")
+    if distilling and bool(args.styles) != (args.painting_weight > 0):
+        raise UsageError("with --teacher, --styles gives the paintings for --painting-weight W (file name = style name): "
+                         "pass both or neither")
+    if args.painting_weight and not distilling:
+        raise UsageError("--painting-weight goes with --teacher (and --styles, the paintings)")
     _positive("--texture-weight", args.texture_weight, 0)
+    _positive("--painting-weight", args.painting_weight, 0)
     if args.tune_vectors and not distilling:
         raise UsageError("--tune-vectors goes with --teacher (and --from, the student to tune)")
     focus, tune_vectors = parse_focus(args.focus), list(dict.fromkeys(args.tune_vectors))
@@ -219,8 +233,14 @@ def run(args: argparse.Namespace) -> int:
     if distilling:
         from .distill import distill
 
+        if any(spec.weight != 1.0 for spec in specs):
+            raise UsageError("--styles IMG:W: with --teacher, --painting-weight sets the weight of every painting")
+        paintings = {spec.label: spec.path for spec in specs}
+        if len(paintings) < len(specs):
+            raise UsageError("--styles: two paintings for the same style")
         out = distill(args.teacher, args.content_dir, args.out, settings, vgg=args.vgg, texture_weight=args.texture_weight, device=args.device,
-                      resume=args.resume, progress=progress, time_limit=time_limit, base=args.base)
+                      resume=args.resume, progress=progress, time_limit=time_limit, base=args.base,
+                      paintings=paintings, painting_weight=args.painting_weight)
     elif adding:
         spec = parse_style_spec(args.add_style)
         if args.name:

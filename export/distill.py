@@ -11,6 +11,12 @@ student's output against those of the teacher's output, on the same VGG taps and
 levels as the training's style loss (``losses.PerceptualLoss``), so the student is also asked to
 reproduce the teacher's stroke statistics where it cannot reproduce the strokes one by one.
 
+``painting_weight`` adds, for the styles whose painting is given, the Gram distance of the
+student's output to the painting itself (the teacher's own style loss, without its content
+term): where the student cannot draw the teacher's strokes, it is asked for the painting's
+texture rather than the nearest thing to the teacher's (the rain of shower_ohashi). With
+``tune_vectors`` it moves only those styles.
+
 With ``settings.tune_vectors`` (a list of style names) the network and every other style's vector
 are frozen and only the named styles' vectors train (the student starts from ``base``): a style
 still far from its teacher is moved closer without moving any other style, which training the
@@ -31,7 +37,8 @@ import torch
 from stylecast.realtime.errors import UsageError
 
 from .checkpoint import Checkpoint, load_network_source, start_network
-from .losses import PerceptualLoss, grid_offsets
+from .data import load_style_image
+from .losses import PerceptualLoss, StyleTargets, grid_offsets, select_style_targets, stack_style_targets
 from .provenance import environment
 from .tensors import resolve_device
 from .train_loop import Objective, Run, check_out, content_crops, inherit_holdout, loop, restore_optimizer
@@ -55,15 +62,22 @@ GRID_WEIGHT = 20.0
 
 
 def distill_objective(teacher: Checkpoint, texture: PerceptualLoss | None = None, texture_weight: float = 0.0,
-                      stride: int = 1) -> Objective:
+                      stride: int = 1, paintings: tuple[StyleTargets, torch.Tensor] | None = None,
+                      painting_weight: float = 0.0) -> Objective:
     """Mean absolute difference between student and teacher outputs, plus ``texture_weight``
-    times the Gram distance of the student's output to the teacher's (``texture``).
+    times the Gram distance of the student's output to the teacher's (``texture``), plus
+    ``painting_weight`` times its Gram distance to the painting of its style, for the samples
+    whose style has one: ``paintings`` = (the paintings' Grams from ``texture.style_targets``,
+    stacked [P, C, C]; int64 [N] the row of each style, -1 for none). That term is averaged
+    over the batch like the others (a sample without a painting adds 0).
 
-    The texture term rewards fine detail, which a space-to-depth student (``stride`` > 1) can
-    fake with a pixel-shuffle checkerboard; so with it comes a guard, ``GRID_WEIGHT`` times
-    :func:`losses.grid_offsets` of the difference to the teacher (the teacher's own pattern is
-    not penalised)."""
+    The texture and painting terms reward fine detail, which a space-to-depth student
+    (``stride`` > 1) can fake with a pixel-shuffle checkerboard; so with them comes a guard,
+    ``GRID_WEIGHT`` times :func:`losses.grid_offsets` of the difference to the teacher (the
+    teacher's own pattern is not penalised)."""
     net, vectors = teacher.net, teacher.styles
+    use_texture = texture is not None and texture_weight > 0
+    use_paintings = texture is not None and paintings is not None and painting_weight > 0
 
     def objective(x: torch.Tensor, idx: torch.Tensor, y: torch.Tensor, style: torch.Tensor,
                   gen: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -74,12 +88,20 @@ def distill_objective(teacher: Checkpoint, texture: PerceptualLoss | None = None
         diff = delta.abs()
         terms = {"pixel": diff.mean(), "per_sample": diff.mean(dim=(1, 2, 3)).detach()}
         total = terms["pixel"]
-        if texture is not None and texture_weight > 0:
+        if use_texture:
             terms["texture"] = texture(out, None, texture.style_targets(target))["style"]
             total = total + texture_weight * terms["texture"]
-            if stride > 1:
-                terms["grid"] = grid_offsets(delta, stride)
-                total = total + GRID_WEIGHT * terms["grid"]
+        if use_paintings:
+            grams, rows = paintings
+            row = rows[idx.to(rows.device)]
+            has = row >= 0
+            terms["painting"] = out.new_zeros(())
+            if bool(has.any()):  # mean over the batch: the samples without a painting add 0
+                terms["painting"] = texture(out[has], None, select_style_targets(grams, row[has]))["style"] * has.float().mean()
+                total = total + painting_weight * terms["painting"]
+        if (use_texture or use_paintings) and stride > 1:
+            terms["grid"] = grid_offsets(delta, stride)
+            total = total + GRID_WEIGHT * terms["grid"]
         return total, terms
 
     return objective
@@ -98,6 +120,8 @@ def distill(
     progress: bool | None = None,
     time_limit: float | None = None,
     base: Path | None = None,
+    paintings: dict[str, Path] | None = None,
+    painting_weight: float = 0.0,
 ) -> Path:
     """Distil (or resume distilling) the network of ``teacher_dir`` (a model folder with its PyTorch
     weights, or a checkpoint) into a student of ``settings.arch``; returns the checkpoint ``out``.
@@ -107,7 +131,11 @@ def distill(
     and its vectors for the teacher's styles (it must have every one of them).
 
     ``texture_weight``: the weight of the texture term (see the module's doc; 0 = off). It loads
-    the VGG weights of ``vgg`` (a path; None = the NST_VGG environment variable)."""
+    the VGG weights of ``vgg`` (a path; None = the NST_VGG environment variable).
+
+    ``paintings``: style name -> its painting, for ``painting_weight`` (the painting term of
+    :func:`distill_objective`; both or neither). Every name must be one of the teacher's styles.
+    A resumed run keeps its own texture weight, paintings and painting weight."""
     out = Path(out)
     dev = resolve_device(device)
     previous = check_out(out, resume, "distill")
@@ -117,19 +145,35 @@ def distill(
         teacher_dir = teacher_dir or Path(saved["teacher_path"])
         content_dir = content_dir or Path(saved["content_dir"])
         texture_weight = float(saved.get("texture_weight", texture_weight))
+        painting_weight = float(saved.get("painting_weight") or 0.0)
+        paintings = {n: Path(p) for n, p in (saved.get("paintings") or {}).items()}
     if teacher_dir is None:
         raise UsageError("--teacher MODEL_DIR is needed: the trained model folder to distil")
     if base is not None and previous is not None:
         raise UsageError("--from starts a new distillation; --resume continues one: use one of them")
     if content_dir is None:
         raise UsageError("--content-dir is needed: a folder of photos to learn from")
-    texture = texture_loss(load_vgg(resolve_vgg_path(vgg)).to(dev), settings) if texture_weight > 0 else None
+    paintings = dict(paintings or {})
+    if bool(paintings) != (painting_weight > 0):
+        raise UsageError("--painting-weight W and --styles (the paintings of the teacher's styles to match) go together")
+    texture = texture_loss(load_vgg(resolve_vgg_path(vgg)).to(dev), settings) if texture_weight > 0 or paintings else None
     teacher = load_network_source(teacher_dir)
     teacher.net.requires_grad_(False)
     teacher.net.to(dev).eval()
     teacher.styles = teacher.styles.to(dev)
     names = list(teacher.style_names)
-    specs = [StyleSpec(Path(f"teacher-{n}"), 1.0, n) for n in names]  # no painting: the teacher is the target
+    unknown = sorted(set(paintings) - set(names))
+    if unknown:
+        raise UsageError(f"--styles: {unknown[0]!r} is not a style of the teacher (its styles: {', '.join(names)}); "
+                         "name each painting after the style it is the painting of")
+    # The teacher is the target; a painting, where given, is recorded (with its hash) as the style's image.
+    specs = [StyleSpec(paintings.get(n, Path(f"teacher-{n}")), 1.0, n) for n in names]
+    painting_targets = None
+    if texture is not None and paintings:
+        order = [n for n in names if n in paintings]
+        grams = stack_style_targets([texture.style_targets(load_style_image(paintings[n], settings.style_size).to(dev)) for n in order])
+        rows = torch.tensor([order.index(n) if n in paintings else -1 for n in names], device=dev)
+        painting_targets = (grams, rows)
 
     start = load_network_source(base) if base is not None else None
     settings = inherit_holdout(settings, start)
@@ -172,6 +216,8 @@ def distill(
             "teacher_path": str(Path(teacher_dir).resolve()),
             "teacher_architecture": teacher.net.arch_name,
             "texture_weight": texture_weight,
+            "painting_weight": painting_weight,
+            "paintings": {n: str(Path(p).resolve()) for n, p in paintings.items()},
             "started_from": Path(base).name if base is not None else None,
             "content_dir": str(Path(content_dir).resolve()),
             "content_photos": len(content),
@@ -183,7 +229,10 @@ def distill(
     recipe = f"distillation from {Path(teacher_dir).name}: pixel L1"
     if texture is not None:
         recipe += f" + {texture_weight:g} x texture (Gram distance to the teacher's output: {texture.recipe.describe()})"
+    if painting_targets is not None:
+        recipe += f" + {painting_weight:g} x painting (Gram distance to the painting of {', '.join(n for n in names if n in paintings)})"
     if settings.tune_vectors:
         recipe += f"; only the vectors of {', '.join(settings.tune_vectors)} train"
-    return loop(run, out=out, settings=settings, content=content, objective=distill_objective(teacher, texture, texture_weight, student.stride),
+    objective = distill_objective(teacher, texture, texture_weight, student.stride, painting_targets, painting_weight)
+    return loop(run, out=out, settings=settings, content=content, objective=objective,
                 style_images=[None] * len(names), device=dev, progress=progress, recipe_desc=recipe, time_limit=time_limit)

@@ -78,9 +78,15 @@ def test_cli_resume_keeps_the_runs_own_step_target(tiny_model_dir: Path, photos:
     assert load_checkpoint(out).step == 4
 
 
-def test_cli_refuses_styles_with_a_teacher(tiny_model_dir: Path, photos: Path, tmp_path: Path, capsys) -> None:
-    code = train_main(["--teacher", str(tiny_model_dir), "--content-dir", str(photos), "--styles", "x.jpg", "--out", str(tmp_path / "o")])
-    assert code == 2 and "--teacher takes its styles" in capsys.readouterr().err
+def test_cli_styles_with_a_teacher_are_paintings_for_the_painting_weight(tiny_model_dir: Path, photos: Path, tmp_path: Path,
+                                                                          capsys) -> None:
+    teach = ["--teacher", str(tiny_model_dir), "--content-dir", str(photos), "--out", str(tmp_path / "o")]
+    for extra in (["--styles", str(photos / "p0.png")], ["--painting-weight", "10"], ["--add-style", str(photos / "p0.png")]):
+        code = train_main([*teach, *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and ("--painting-weight" in err or "--add-style" in err), err
+    code = train_main([*teach, "--styles", str(photos / "p0.png:2"), "--painting-weight", "10"])
+    assert code == 2 and "--painting-weight sets the weight" in capsys.readouterr().err
     code = train_main(["--teacher", str(tiny_model_dir), "--content-dir", str(photos), "--out", str(tmp_path / "o"),
                        "--arch-config", '{"chanels": 8}'])
     assert code == 2 and "do not fit the fast architecture" in capsys.readouterr().err
@@ -250,8 +256,52 @@ def test_tune_vectors_moves_only_the_named_styles(tiny_model_dir: Path, photos: 
     err = capsys.readouterr().err
     assert code == 2 and "--tune-vectors" in err and err.count("\n") == 1, err
     # --resume keeps the run's own choice: another one is refused, not silently dropped
-    for flags in (["--tune-vectors", "beta"], ["--focus", "gamma:2"]):
+    for flags in (["--tune-vectors", "beta"], ["--focus", "gamma:2"], ["--painting-weight", "5"]):
         code = train_main(["--out", str(tmp_path / "t"), "--resume", "--steps", "21", *flags])
         err = capsys.readouterr().err
         assert code == 2 and flags[0] in err and "--from" in err and err.count("\n") == 1, err
     assert load_checkpoint(tmp_path / "t").step == 20
+
+
+def test_painting_term_asks_for_the_paintings_texture(tiny_model_dir: Path, photos: Path, tmp_path: Path, vgg_file: Path) -> None:
+    """--painting-weight with --styles gamma.png: the student's output is also scored against the
+    painting of its style (only the samples whose style has one); recorded, kept on --resume;
+    a painting named after no style of the teacher is refused."""
+    from stylecast.export.distill import distill_objective, texture_loss
+    from stylecast.export.losses import stack_style_targets
+    from stylecast.export.vgg import VGGFeatures
+    from stylecast.realtime.errors import UsageError
+
+    teacher = load_network_source(tiny_model_dir)
+    texture = texture_loss(VGGFeatures.random("relu3_1", seed=1), TrainSettings())
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    painting = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(3))
+    grams = stack_style_targets([texture.style_targets(painting)])
+    objective = distill_objective(teacher, texture, 0.0, 1, (grams, torch.tensor([-1, -1, 0])), 1000.0)
+    with torch.no_grad():
+        same = teacher.net(x, teacher.styles[[0, 2]]).clamp(0, 1)
+    total, terms = objective(x, torch.tensor([0, 2]), same, teacher.styles[[0, 2]], torch.Generator())
+    assert float(terms["pixel"]) < 1e-6 and float(terms["painting"]) > 0 and float(total) > 0  # the teacher is not the painting
+    only_gamma = float(terms["painting"]) * 2  # the batch mean: one sample of two has a painting
+    _, terms = objective(x[1:], torch.tensor([2]), same[1:], teacher.styles[[2]], torch.Generator())
+    assert float(terms["painting"]) == pytest.approx(only_gamma, rel=1e-4)
+    _, terms = objective(x[:1], torch.tensor([0]), same[:1], teacher.styles[[0]], torch.Generator())
+    assert float(terms["painting"]) == 0
+
+    cv2.imwrite(str(tmp_path / "gamma.png"), (np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8))
+    run = replace(SETTINGS, steps=2, tune_vectors=["gamma"])
+    distill(tiny_model_dir, photos, tmp_path / "s", replace(SETTINGS, steps=1), device="cpu", progress=False)
+    out = distill(tiny_model_dir, photos, tmp_path / "t", run, vgg=str(vgg_file), device="cpu", progress=False,
+                  base=tmp_path / "s", paintings={"gamma": tmp_path / "gamma.png"}, painting_weight=1e3)
+    info = load_checkpoint(out).info
+    assert info["painting_weight"] == 1e3 and Path(info["paintings"]["gamma"]).name == "gamma.png"
+    assert "painting of gamma" in info["recipe"]
+    assert [s["name"] for s in info["styles"] if s["sha256"]] == ["gamma"]  # the painting is recorded with its hash
+    distill(None, None, tmp_path / "t", replace(run, steps=3), vgg=str(vgg_file), device="cpu", progress=False, resume=True)
+    assert load_checkpoint(out).info["painting_weight"] == 1e3
+    with pytest.raises(UsageError, match="not a style of the teacher"):
+        distill(tiny_model_dir, photos, tmp_path / "u", run, vgg=str(vgg_file), device="cpu", progress=False,
+                base=tmp_path / "s", paintings={"delta": tmp_path / "gamma.png"}, painting_weight=1e3)
+    with pytest.raises(UsageError, match="go together"):
+        distill(tiny_model_dir, photos, tmp_path / "v", run, vgg=str(vgg_file), device="cpu", progress=False,
+                base=tmp_path / "s", paintings={"gamma": tmp_path / "gamma.png"})
