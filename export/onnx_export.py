@@ -299,7 +299,7 @@ def export_model_folder(
         C.META_CONTRACT: str(C.CONTRACT_VERSION),
         C.META_STYLE_DIM: str(net.style_dim),
         C.META_ARCHITECTURE: net.arch_name,
-        C.META_PROVENANCE: json.dumps(provenance, sort_keys=True),
+        C.META_PROVENANCE: json.dumps(provenance, sort_keys=True, allow_nan=False),
     }
     precisions = {"fp32": C.GRAPH_FP32, **({"fp16": C.GRAPH_FP16} if fp16 else {})}
     diffs: dict[str, int] = {}

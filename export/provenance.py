@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import ntpath
 import platform
 import posixpath
@@ -50,7 +51,10 @@ def _name_only(value: Any) -> Any:
 def public_record(value: Any) -> Any:
     """``value`` (JSON-like) with every absolute path cut to its last component, so that what
     ships (manifests, graph metadata, model cards) names no folder, user or host of the
-    machine it was made on."""
+    machine it was made on; a number that is not finite (NaN: no average yet) becomes None, so
+    that what ships is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, dict):
         return {k: _name_only(v) if k in _PATH_KEYS else public_record(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -205,14 +205,16 @@ def loop(
     amp = autocast(precision, device)
     preview_gen = torch.Generator().manual_seed(settings.seed + 7)
     preview_content = content.batch(min(3, len(content)), preview_gen).to(device)
-    ema = torch.tensor(run.info.get("style_loss_ema") or [float("nan")] * len(run.specs))
+    # A style not drawn yet has no average: NaN here, null in the record (which stays strict JSON).
+    saved_ema = run.info.get("style_loss_ema") or [None] * len(run.specs)
+    ema = torch.tensor([math.nan if v is None else float(v) for v in saved_ema])
     clock = WallClock(settings.checkpoint_minutes, time_limit)
     first_step, timed_from = run.step, (run.step, 0.0)
     run.net.train()
     bar = Progress(settings.steps, "training", unit="step", enabled=progress, initial=run.step)
 
     def save() -> None:
-        run.info["style_loss_ema"] = ema.tolist()
+        run.info["style_loss_ema"] = [None if math.isnan(v) else v for v in ema.tolist()]
         save_run(run, out, settings, recipe_desc)
         clock.saved()
 

@@ -109,7 +109,7 @@ def write_manifest(
         "files": files,
     }
     path = folder / C.MANIFEST_NAME
-    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return path
 
 

@@ -209,6 +209,9 @@ def test_focus_draws_the_named_styles_more_often(tiny_model_dir: Path, photos: P
                   progress=False)
     ckpt = load_checkpoint(out)
     assert ckpt.info["settings"]["focus"] == {"gamma": 1e9}
+    ema = ckpt.info["style_loss_ema"]  # no average for a style never drawn: null, not NaN (strict JSON)
+    assert ema[0] is None and ema[1] is None and ema[2] > 0
+    assert "NaN" not in (out / "checkpoint.json").read_text(encoding="utf-8")
     start = ckpt.net.identity_style(3)  # every fresh vector starts as the identity
     moved = [float((ckpt.styles[i] - start[i]).abs().max()) for i in range(3)]
     assert moved[0] == 0 and moved[1] == 0 and moved[2] > 0, moved
