@@ -167,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
     time_limit = parse_duration(args.time_limit) if args.time_limit else None
     saved = saved_info(args.out) if args.resume else {}  # the run --resume continues (its record only)
     distilling = args.teacher is not None or saved.get("mode") == "distill"
+    _positive("--painting-weight", args.painting_weight, 0)
     if distilling and adding:
         raise UsageError("--teacher takes its styles from the teacher: leave out --add-style")
     if distilling and args.resume and (args.styles or args.painting_weight):
@@ -178,7 +179,6 @@ def run(args: argparse.Namespace) -> int:
     if args.painting_weight and not distilling:
         raise UsageError("--painting-weight goes with --teacher (and --styles, the paintings)")
     _positive("--texture-weight", args.texture_weight, 0)
-    _positive("--painting-weight", args.painting_weight, 0)
     if args.tune_vectors and not distilling:
         raise UsageError("--tune-vectors goes with --teacher (and --from, the student to tune)")
     focus, tune_vectors = parse_focus(args.focus), list(dict.fromkeys(args.tune_vectors))
