@@ -88,16 +88,18 @@ def distill_objective(teacher: Checkpoint, texture: PerceptualLoss | None = None
         diff = delta.abs()
         terms = {"pixel": diff.mean(), "per_sample": diff.mean(dim=(1, 2, 3)).detach()}
         total = terms["pixel"]
+        grams = texture.output_grams(out) if use_texture or use_paintings else {}  # one VGG pass for both terms
         if use_texture:
-            terms["texture"] = texture(out, None, texture.style_targets(target))["style"]
+            terms["texture"] = texture.style_distance(grams, texture.style_targets(target)).mean()
             total = total + texture_weight * terms["texture"]
         if use_paintings:
-            grams, rows = paintings
+            painted, rows = paintings
             row = rows[idx.to(rows.device)]
             has = row >= 0
             terms["painting"] = out.new_zeros(())
             if bool(has.any()):  # mean over the batch: the samples without a painting add 0
-                terms["painting"] = texture(out[has], None, select_style_targets(grams, row[has]))["style"] * has.float().mean()
+                mine = {key: g[has] for key, g in grams.items()}
+                terms["painting"] = texture.style_distance(mine, select_style_targets(painted, row[has])).sum() / len(row)
                 total = total + painting_weight * terms["painting"]
         if (use_texture or use_paintings) and stride > 1:
             terms["grid"] = grid_offsets(delta, stride)
@@ -169,8 +171,8 @@ def distill(
     # The teacher is the target; a painting, where given, is recorded (with its hash) as the style's image.
     specs = [StyleSpec(paintings.get(n, Path(f"teacher-{n}")), 1.0, n) for n in names]
     painting_targets = None
-    if texture is not None and paintings:
-        order = [n for n in names if n in paintings]
+    order = [n for n in names if n in paintings]  # the teacher's order
+    if texture is not None and order:
         grams = stack_style_targets([texture.style_targets(load_style_image(paintings[n], settings.style_size).to(dev)) for n in order])
         rows = torch.tensor([order.index(n) if n in paintings else -1 for n in names], device=dev)
         painting_targets = (grams, rows)
@@ -230,7 +232,7 @@ def distill(
     if texture is not None:
         recipe += f" + {texture_weight:g} x texture (Gram distance to the teacher's output: {texture.recipe.describe()})"
     if painting_targets is not None:
-        recipe += f" + {painting_weight:g} x painting (Gram distance to the painting of {', '.join(n for n in names if n in paintings)})"
+        recipe += f" + {painting_weight:g} x painting (Gram distance to the painting of {', '.join(order)})"
     if settings.tune_vectors:
         recipe += f"; only the vectors of {', '.join(settings.tune_vectors)} train"
     objective = distill_objective(teacher, texture, texture_weight, student.stride, painting_targets, painting_weight)

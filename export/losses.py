@@ -265,6 +265,38 @@ class PerceptualLoss:
                     for k in levels for t in self._style_taps)
         return total / len(levels)
 
+    def output_grams(self, output: Tensor) -> StyleTargets:
+        """Grams of ``output`` [B, 3, H, W], with gradients, for every (level, tap) of the style
+        term its size allows: one VGG pass that :meth:`style_distance` can score against several
+        targets (``__call__``'s style term is ``style_distance(grams, targets).mean()``)."""
+        self._check_size(output, self._min_style)
+        return self._grams(output, self._style_levels(output), self.vgg.features(output, self._style_taps))
+
+    def _check_size(self, output: Tensor, side: int) -> None:
+        if min(output.shape[-2:]) < side:
+            raise UsageError(f"the image ({output.shape[-1]}x{output.shape[-2]}) is too small for the VGG taps "
+                             f"(at least {side} px per side)")
+
+    def _style_levels(self, output: Tensor, targets: StyleTargets | None = None) -> list[int]:
+        """The pyramid levels of the style term for ``output`` (and covered by ``targets``, when
+        given); warns once when there are fewer than the recipe's, raises when there are none."""
+        r = self.recipe
+        levels = [k for k in self._levels(output) if targets is None or all((k, t) in targets for t in self._style_taps)]
+        if len(levels) < r.pyramid_levels and r.style_layers and not self._warned_levels:
+            self._warned_levels = True
+            log.warning("using %d of %d pyramid levels: the images are too small for the others", len(levels), r.pyramid_levels)
+        if r.style_layers and not levels:
+            raise UsageError("the style targets do not cover any pyramid level of this image")
+        return levels
+
+    def _grams(self, output: Tensor, levels: list[int], feats0: Mapping[str, Tensor]) -> StyleTargets:
+        """Grams of ``output`` per (level, tap); ``feats0`` are its full-size features (level 0)."""
+        grams: StyleTargets = {}
+        for k in levels:
+            feats = feats0 if k == 0 else self.vgg.features(F.avg_pool2d(output, 2**k), self._style_taps)
+            grams.update({(k, tap): gram(feats[tap]) for tap in self._style_taps})
+        return grams
+
     def content_targets(self, content: Tensor) -> ContentTargets:
         """Content features, to compute once when the content image does not change."""
         with torch.no_grad():
@@ -288,17 +320,8 @@ class PerceptualLoss:
         apart from ``style_weights``), and 'style_per_sample' [B] (unweighted, detached).
         """
         r = self.recipe
-        if min(output.shape[-2:]) < max(self._min_content, self._min_style):
-            raise UsageError(
-                f"the image ({output.shape[-1]}x{output.shape[-2]}) is too small for the VGG taps "
-                f"(at least {max(self._min_content, self._min_style)} px per side)"
-            )
-        levels = [k for k in self._levels(output) if all((k, t) in style_targets for t in self._style_taps)]
-        if len(levels) < r.pyramid_levels and r.style_layers and not self._warned_levels:
-            self._warned_levels = True
-            log.warning("using %d of %d pyramid levels: the images are too small for the others", len(levels), r.pyramid_levels)
-        if r.style_layers and not levels:
-            raise UsageError("the style targets do not cover any pyramid level of this image")
+        self._check_size(output, max(self._min_content, self._min_style))
+        levels = self._style_levels(output, style_targets)
         zero = output.new_zeros(())
         content_total, style_total = zero, output.new_zeros(output.shape[0])
         feats0 = self.vgg.features(output, r.taps)
@@ -308,10 +331,7 @@ class PerceptualLoss:
             targets = content if isinstance(content, Mapping) else self.content_targets(content)
             for tap, w in r.content_layers.items():
                 content_total = content_total + w * content_loss(feats0[tap], targets[tap])
-        grams: StyleTargets = {}
-        for k in levels:
-            feats = feats0 if k == 0 else self.vgg.features(F.avg_pool2d(output, 2**k), self._style_taps)
-            grams.update({(k, tap): gram(feats[tap]) for tap in self._style_taps})
+        grams = self._grams(output, levels, feats0)
         if levels and self._style_taps:
             style_total = self.style_distance(grams, style_targets)
         per_sample = style_total.detach()
