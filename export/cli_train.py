@@ -173,9 +173,6 @@ def run(args: argparse.Namespace) -> int:
     if distilling and args.resume and (args.styles or args.painting_weight):
         raise UsageError("--styles/--painting-weight: a resumed distillation keeps its own; "
                          f"to change them, start a new run with --from {args.out}")
-    if distilling and bool(args.styles) != (args.painting_weight > 0):
-        raise UsageError("with --teacher, --styles gives the paintings for --painting-weight W (file name = style name): "
-                         "pass both or neither")
     if args.painting_weight and not distilling:
         raise UsageError("--painting-weight goes with --teacher (and --styles, the paintings)")
     _positive("--texture-weight", args.texture_weight, 0)

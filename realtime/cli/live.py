@@ -261,7 +261,6 @@ def _body(args: argparse.Namespace) -> int:
     source: LiveSource | None = None
     sinks: list[FrameSink] = []
     running = False
-    source_fps = 0.0  # the source's frame rate, once it is open (0: unknown)
     try:
         with _signals_end_the_session(), contextlib.ExitStack() as stack:
             model = load_model(args.model) if args.style_dir is not None else None
@@ -280,7 +279,6 @@ def _body(args: argparse.Namespace) -> int:
             if streamed:
                 info = source.start()  # PyAV: only now that the window exists
             log.info("%s: %dx%d @ %.4g fps (%s)", capture.name, info.width, info.height, info.fps, info.details)
-            source_fps = info.fps
             sinks = _open_sinks(args, info, stack, window=window is not None)
             blender = FlowBlender(strength=args.temporal) if args.temporal > 0 else None
             stdin: StdinKeys | None = StdinKeys(sys.stdin)
@@ -298,7 +296,7 @@ def _body(args: argparse.Namespace) -> int:
             stats.finish()
             for line in stats.summary(source.frames_captured, source.frames_dropped):
                 log.info("%s", line)
-            hint = stats.budget_hint(source_fps)
+            hint = stats.budget_hint(source.info.fps if source.info is not None else 0.0)
             if hint:
                 log.warning("%s", hint)
             for sink in sinks:
